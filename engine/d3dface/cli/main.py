@@ -1,0 +1,45 @@
+"""``d3dface``: the engine's command line. Each sub-command lives in its own module and
+registers itself here; user errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import D3DFaceError
+from . import cmd_info, cmd_pose
+
+COMMANDS = [cmd_info, cmd_pose]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="d3dface",
+        description="Diverse 3D head reconstructions from one occluded face photo (FLAME topology).",
+    )
+    parser.add_argument("--version", action="version", version=f"d3dface {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.run(args) or 0)
+    except D3DFaceError as exc:
+        print(f"d3dface: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("d3dface: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

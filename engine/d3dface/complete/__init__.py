@@ -1,0 +1,1 @@
+"""complete stage of the pipeline."""

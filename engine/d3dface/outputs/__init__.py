@@ -1,0 +1,1 @@
+"""Outputs: meshes, result files and pictures, all written atomically."""
