@@ -15,6 +15,12 @@ from typing import Callable, Iterator
 from .errors import OutputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _check_parent(path: Path) -> None:
     parent = path.parent
     if not parent.exists():
@@ -39,6 +45,7 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     tmp_path = Path(tmp)
     try:
         writer(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):

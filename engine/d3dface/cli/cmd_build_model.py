@@ -1,0 +1,38 @@
+"""``d3dface build-open-model``: build the open default head model from ICT-FaceKit Light and
+the FLAME topology assets."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..head_model.flame_assets import check_flame_assets_dir
+from ..head_model.load import DEFAULT_MODEL_FILE
+from ..head_model.open_model import build_open_model
+from ..head_model.open_model.ict_source import load_ict
+from ..paths import find_assets_dir
+
+
+def register(sub) -> None:
+    p = sub.add_parser("build-open-model", help="build the open default head model (ICT-FaceKit Light on FLAME topology)")
+    p.add_argument("--ict", help="ICT-FaceKit folder (default: <assets>/ict-facekit)")
+    p.add_argument("--flame-assets", help="FLAME topology folder (default: <assets>/flame)")
+    p.add_argument("--assets", help="shared assets folder")
+    p.add_argument("--out", default=str(DEFAULT_MODEL_FILE), help=f"output .npz (default: {DEFAULT_MODEL_FILE})")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    assets = None if (args.ict and args.flame_assets) else find_assets_dir(args.assets)
+    ict_dir = Path(args.ict) if args.ict else assets / "ict-facekit"
+    flame_dir = Path(args.flame_assets) if args.flame_assets else assets / "flame"
+    load_ict(ict_dir)  # fail fast, before any work, on a missing or unreadable input
+    check_flame_assets_dir(flame_dir)
+    t0 = time.time()
+    model, report = build_open_model(ict_dir, flame_dir, log=lambda m: print(f"  {m}", flush=True))
+    path = model.save(args.out)
+    print(json.dumps(asdict(report), indent=2))
+    print(f"wrote {path} in {time.time() - t0:.1f} s")
+    return 0

@@ -1,0 +1,156 @@
+"""Build the open default head model: ICT-FaceKit Light carried onto FLAME's topology.
+
+Steps (DESIGN 2.2): similarity alignment on the inner 51 landmarks both models define
+(ICT cm -> FLAME m); non-rigid registration of the FLAME template onto the ICT neutral;
+barycentric transfer of every identity and expression shape; rigid eyeballs; derived
+joints, regressor and skinning weights. FLAME's regions, UVs and landmark embeddings are
+kept. Deterministic: the same inputs give the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..flame_assets import FLAME_TOPOLOGY_META, load_flame_topology
+from ..layer import HeadLayer
+from ..model import FLAME_JOINT_NAMES, HeadModel
+from .alignment import apply_similarity, similarity_transform
+from .ict_source import ICT_ATTRIBUTION, load_ict
+from ..mesh_quality import flipped_triangles
+from .registration import RegistrationSettings, register_template, untangle_delta
+from .rig import PARENTS, derive_rig
+from .transfer import rigid_eyeball_deltas, surface_correspondence, transfer_deltas
+
+INNER_LANDMARKS = np.arange(17, 68)
+OPEN_MODEL_NAME = "d3dface open head model (ICT-FaceKit Light on the FLAME topology)"
+
+
+@dataclass
+class BuildReport:
+    similarity_scale: float  # metres per ICT centimetre
+    landmark_error_similarity_mm: float  # inner 51, after similarity alignment
+    landmark_error_registered_mm: float  # inner 51, FLAME embedding on the registered template vs ICT
+    landmark_error_registered_max_mm: float
+    face_surface_distance_mean_mm: float
+    face_surface_distance_p95_mm: float
+    flipped_before_untangle: int
+    flipped_after: int
+    shapes_with_folds_before: int = 0
+    folded_triangles_before: int = 0
+    jaw_centre_m: list = field(default_factory=list)
+    jaw_open_angle_deg: float = 0.0
+    jaw_rigid_rms_mm: float = 0.0
+
+
+def _landmarks(model: HeadModel, vertices: np.ndarray) -> np.ndarray:
+    layer = HeadLayer(model, dtype=torch.float64)
+    return layer.landmarks68_static_embedding(torch.as_tensor(vertices, dtype=torch.float64)[None])[0].numpy()
+
+
+IDENTITY_CHECK_SIGMA = 3.0  # identity modes are fold-free over +-3 sigma
+
+
+def remove_folds(template: np.ndarray, faces: np.ndarray, shapedirs: np.ndarray, exprdirs: np.ndarray,
+                 eyeball: np.ndarray) -> dict:
+    """Smooth each shape where it folds triangles over (ICT's own shapes fold some: lip rolls,
+    mouthClose, blinks), in place: identity modes at +-3 sigma, expressions at weight 1.
+    Returns the number of folded triangles before, per shape name."""
+    before = {}
+    for dirs, scales, prefix in ((shapedirs, (IDENTITY_CHECK_SIGMA, -IDENTITY_CHECK_SIGMA), "identity"), (exprdirs, (1.0,), "expression")):
+        for k in range(dirs.shape[2]):
+            delta = dirs[:, :, k].astype(np.float64)
+            n = sum(len(flipped_triangles(template, template + s * delta, faces)) for s in scales)
+            if n:
+                before[f"{prefix}{k}"] = n
+                dirs[:, :, k] = untangle_delta(template, delta, faces, scales, rounds=300, fixed=eyeball)
+    return before
+
+
+def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
+                     settings: RegistrationSettings | None = None, log=print) -> tuple[HeadModel, BuildReport]:
+    flame = load_flame_topology(flame_dir)
+    ict = load_ict(ict_dir)
+
+    log("aligning ICT-FaceKit to FLAME (similarity on 51 landmarks)")
+    lmk_flame = _landmarks(flame, flame.v_template.astype(np.float64))
+    s, R, t = similarity_transform(ict.neutral[ict.landmarks68][INNER_LANDMARKS], lmk_flame[INNER_LANDMARKS])
+    ict_v = apply_similarity(ict.neutral, s, R, t)
+    ict_lmk = ict_v[ict.landmarks68]
+    err_sim = np.linalg.norm(ict_lmk - lmk_flame, axis=1)[INNER_LANDMARKS].mean()
+
+    log("registering the FLAME template onto the ICT neutral (non-rigid ICP)")
+    reg = register_template(flame, ict_v, ict.triangles, ict.part, ict_lmk, settings)
+    template = reg.vertices
+    err_reg = np.linalg.norm(_landmarks(flame, template) - ict_lmk, axis=1)[INNER_LANDMARKS]
+
+    log("transferring 100 identity and 53 expression shapes")
+    eyeball = np.concatenate([flame.regions["left_eyeball"], flame.regions["right_eyeball"]])
+    skin_ids = np.setdiff1d(np.arange(flame.num_vertices), eyeball)
+    skin_tris = ict.triangles[(ict.part[ict.triangles] <= 1).all(1)]
+    corr = surface_correspondence(template, skin_ids, ict_v, skin_tris)
+    bases = []
+    for deltas in (ict.identity, ict.expression):
+        dirs, d_aligned = transfer_deltas(deltas, corr, s, R)
+        for region, part in reg.eyeball_sides.items():
+            f_eye = flame.regions[region]
+            dirs[f_eye] = rigid_eyeball_deltas(d_aligned, f_eye, np.where(ict.part == part)[0], ict_v, template)
+        bases.append(dirs)
+    shapedirs, exprdirs = bases
+    log("removing folds the source shapes make on this topology")
+    folds = remove_folds(template, flame.faces, shapedirs, exprdirs, eyeball)
+
+    log("deriving joints and skinning weights")
+    jaw_open = exprdirs[:, :, ict.expression_names.index("jawOpen")].astype(np.float64)
+    regressor, weights, jaw = derive_rig(template, flame.faces, flame.regions, jaw_open)
+
+    fv = flame.regions["face"]
+    report = BuildReport(
+        similarity_scale=float(s),
+        landmark_error_similarity_mm=float(err_sim * 1000),
+        landmark_error_registered_mm=float(err_reg.mean() * 1000),
+        landmark_error_registered_max_mm=float(err_reg.max() * 1000),
+        face_surface_distance_mean_mm=float(reg.surface_distance[fv].mean() * 1000),
+        face_surface_distance_p95_mm=float(np.percentile(reg.surface_distance[fv], 95) * 1000),
+        flipped_before_untangle=reg.flipped_before_untangle,
+        flipped_after=reg.flipped_after,
+        shapes_with_folds_before=len(folds),
+        folded_triangles_before=int(sum(folds.values())),
+        jaw_centre_m=[float(x) for x in jaw.centre],
+        jaw_open_angle_deg=float(np.degrees(jaw.angle)),
+        jaw_rigid_rms_mm=float(jaw.rms_residual * 1000),
+    )
+    meta = {
+        "name": OPEN_MODEL_NAME,
+        "source": "ICT-FaceKit Light (shared/assets/ict-facekit) carried onto the FLAME topology (shared/assets/flame)",
+        "licence": "shape data: MIT (ICT-FaceKit); topology, UVs, regions, landmark embeddings: FLAME (MPI-IS)",
+        "attribution": f"{ICT_ATTRIBUTION} Topology: {FLAME_TOPOLOGY_META['attribution']}",
+        "ict_licence_text": ict.licence_text,
+        "identity_prior": "coefficients ~ N(0, 1) per identity mode (ICT convention)",
+        "expression_range": "ARKit blendshape weights in [0, 1]",
+        "build_report": json.dumps(asdict(report), sort_keys=True),
+    }
+    V = flame.num_vertices
+    model = HeadModel(
+        v_template=template.astype(np.float32),
+        faces=flame.faces,
+        uvs=flame.uvs,
+        uv_faces=flame.uv_faces,
+        shapedirs=shapedirs,
+        exprdirs=exprdirs,
+        expr_names=list(ict.expression_names),
+        joint_regressor=regressor,
+        skinning_weights=weights,
+        posedirs=np.zeros((V, 3, 9 * (len(FLAME_JOINT_NAMES) - 1)), np.float32),
+        parents=PARENTS.copy(),
+        joint_names=list(FLAME_JOINT_NAMES),
+        regions=flame.regions,
+        lmk68=flame.lmk68,
+        lmk_mediapipe=flame.lmk_mediapipe,
+        meta=meta,
+    )
+    return model, report
