@@ -21,7 +21,7 @@ from ..layer import HeadLayer
 from ..model import FLAME_JOINT_NAMES, HeadModel
 from .alignment import apply_similarity, similarity_transform
 from .ict_source import ICT_ATTRIBUTION, load_ict
-from ..mesh_quality import flipped_triangles
+from ..mesh_quality import degenerate_triangles, flipped_triangles
 from .registration import RegistrationSettings, register_template, untangle_delta
 from .rig import PARENTS, derive_rig
 from .transfer import rigid_eyeball_deltas, surface_correspondence, transfer_deltas
@@ -64,7 +64,8 @@ def remove_folds(template: np.ndarray, faces: np.ndarray, shapedirs: np.ndarray,
     for dirs, scales, prefix in ((shapedirs, (IDENTITY_CHECK_SIGMA, -IDENTITY_CHECK_SIGMA), "identity"), (exprdirs, (1.0,), "expression")):
         for k in range(dirs.shape[2]):
             delta = dirs[:, :, k].astype(np.float64)
-            n = sum(len(flipped_triangles(template, template + s * delta, faces)) for s in scales)
+            n = sum(len(flipped_triangles(template, template + s * delta, faces))
+                    + len(degenerate_triangles(template + s * delta, faces)) for s in scales)
             if n:
                 before[f"{prefix}{k}"] = n
                 dirs[:, :, k] = untangle_delta(template, delta, faces, scales, rounds=300, fixed=eyeball)

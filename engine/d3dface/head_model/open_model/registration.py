@@ -3,7 +3,7 @@
 1. Optimal-step non-rigid ICP (Amberg et al. 2007, ``trimesh.registration.nricp_amberg``) of
    the FLAME skin (eyeballs removed) onto the ICT skin, with landmark terms and a
    decreasing stiffness schedule. Landmarks whose definitions differ between the two
-   models (the jaw contour and the outer brow ends) are left out.
+   models (the jaw contour and the brows) are left out.
 2. Untangling: triangles folded by the registration (at lip and eyelid rims, where the
    two meshes' openings differ) get their displacement smoothed from their neighbours
    until none is flipped.
@@ -18,12 +18,14 @@ import numpy as np
 import trimesh
 from trimesh.registration import nricp_amberg
 
-from ..mesh_quality import adjacency, flipped_triangles, smooth_field
+from ..mesh_quality import adjacency, degenerate_triangles, flipped_triangles, smooth_field
 from ..model import HeadModel
 
-# (stiffness, landmark weight, normal weight, iterations), stiffness in the normalised units of nricp_amberg
-DEFAULT_STEPS = ((0.05, 20, 2, 10), (0.02, 20, 2, 10), (0.01, 10, 2, 10), (0.005, 10, 2, 10), (0.003, 5, 2, 10))
-DEFAULT_LANDMARKS = tuple(range(18, 26)) + tuple(range(27, 68))
+# (stiffness, landmark weight, normal weight, iterations), stiffness in the normalised units of nricp_amberg.
+# Landmarks guide the start and fade out; stiffness stays high enough that nothing creases (chosen by
+# rendering the result: lower stiffness or brow landmarks raised ridges above the brows).
+DEFAULT_STEPS = ((0.05, 10, 2, 10), (0.02, 5, 2, 10), (0.01, 2, 2, 10), (0.005, 1, 2, 10))
+DEFAULT_LANDMARKS = tuple(range(27, 68))  # nose, eyes, mouth: brows and jaw contour are defined differently
 
 
 @dataclass
@@ -59,12 +61,15 @@ def untangle(reference: np.ndarray, vertices: np.ndarray, faces: np.ndarray, rou
 
 def untangle_delta(reference: np.ndarray, delta: np.ndarray, faces: np.ndarray, scales=(1.0,), rounds: int = 60,
                    fixed: np.ndarray | None = None) -> np.ndarray:
-    """Smooth ``delta`` (V, 3) around the triangles that ``reference + s * delta`` flips, for every s in
-    ``scales``, widening the smoothed area while folds persist. ``fixed`` vertices are never changed."""
+    """Smooth ``delta`` (V, 3) around the triangles that ``reference + s * delta`` flips or collapses
+    (degenerate), for every s in ``scales``, widening the smoothed area while folds persist.
+    ``fixed`` vertices are never changed."""
     A = adjacency(faces, len(reference))
     out = delta.copy()
     for r in range(rounds):
-        bad = np.unique(np.concatenate([flipped_triangles(reference, reference + s * out, faces) for s in scales]))
+        bad = np.unique(np.concatenate(
+            [flipped_triangles(reference, reference + s * out, faces) for s in scales]
+            + [degenerate_triangles(reference + s * out, faces) for s in scales]))
         if len(bad) == 0:
             break
         movable = np.zeros(len(out), bool)
