@@ -8,9 +8,9 @@ import sys
 
 from .. import __version__
 from ..errors import D3DFaceError
-from . import cmd_info, cmd_pose
+from . import cmd_build_model, cmd_info, cmd_inputs, cmd_pose, cmd_render_model
 
-COMMANDS = [cmd_info, cmd_pose]
+COMMANDS = [cmd_info, cmd_pose, cmd_build_model, cmd_render_model, cmd_inputs]
 
 
 def build_parser() -> argparse.ArgumentParser:
