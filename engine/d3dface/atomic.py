@@ -77,6 +77,7 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterat
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

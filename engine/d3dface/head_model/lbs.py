@@ -71,6 +71,8 @@ def lbs(
     pose_feature = (rot_mats[:, 1:] - eye).reshape(B, -1)
     v_posed = v_shaped + (pose_feature @ posedirs).view(B, V, 3)
     posed_joints, A = rigid_transforms(rot_mats, joints, parents)
-    T = torch.einsum("vj,bjmn->bvmn", skinning_weights, A)  # (B, V, 4, 4)
-    verts = (T[..., :3, :3] @ v_posed.unsqueeze(-1)).squeeze(-1) + T[..., :3, 3]
+    # blend the top 3x4 of each joint transform per vertex; apply as a broadcast product
+    # (a batched matmul of V tiny 3x3 matrices is far slower on CPU)
+    T = torch.einsum("vj,bjk->bvk", skinning_weights, A[:, :, :3, :].reshape(B, J, 12)).view(B, V, 3, 4)
+    verts = (T[..., :3] * v_posed.unsqueeze(-2)).sum(-1) + T[..., 3]
     return verts, posed_joints

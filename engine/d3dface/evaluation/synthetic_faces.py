@@ -1,0 +1,110 @@
+"""Synthetic occluded test faces: random identity, expression, head pose and lighting of a head
+model, rendered over real background photos, with one of the paper's occluder types.
+
+Ground truth is the generating mesh (canonical pose). The landmarks the fit receives are the
+projected model landmarks plus 1 px noise (a detector's role), flagged invalid inside the
+occluder; M_f is the hull of those landmarks, as for a photo.
+Train and test faces never share a seed: tests use seeds from ``TEST_SEED_BASE`` upwards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ..fit.albedo import vertex_mean_albedo
+from ..fit.evidence import CropEvidence
+from ..head_model import HeadLayer, HeadModel
+from ..head_model.lbs import axis_angle_to_matrix
+from ..inputs.landmarks_base import Landmarks
+from ..inputs.masks import face_mask
+from ..inputs.occluders import apply_occluder, hidden_vertices, load_textures
+from ..render import SH_CONSTANTS, PerspectiveCamera, Renderer
+
+TEST_SEED_BASE = 1_000_000
+OCCLUDER_TYPES = ("glasses", "face_mask", "object")
+
+
+@dataclass
+class SyntheticFace:
+    evidence: CropEvidence  # what the fit sees
+    gt_vertices: np.ndarray  # (V, 3) canonical, metres
+    gt_hidden: np.ndarray  # (V,) bool: hidden by the occluder, back-facing, self-occluded or off-image
+    occluder: str
+    seed: int
+    shape: np.ndarray
+    expression: np.ndarray
+
+
+class SyntheticFaceMaker:
+    def __init__(self, model: HeadModel, texture_path=None, background_dir=None, size: int = 224, fov_deg: float = 20.0):
+        self.model, self.size, self.fov = model, size, fov_deg
+        self.layer = HeadLayer(model)
+        self.renderer = Renderer.from_head_model(model)
+        self.albedo = torch.as_tensor(vertex_mean_albedo(model, texture_path))
+        self.backgrounds = load_textures(background_dir) if background_dir is not None else load_textures()
+
+    def _background(self, rng) -> np.ndarray:
+        S = self.size
+        if not self.backgrounds:
+            return np.full((S, S, 3), rng.integers(40, 200), np.uint8)
+        bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+        h, w = bg.shape[:2]
+        side = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        return cv2.resize(bg[y:y + side, x:x + side], (S, S), interpolation=cv2.INTER_AREA)
+
+    @torch.no_grad()
+    def make(self, seed: int, occluder: str) -> SyntheticFace:
+        rng = np.random.default_rng(seed)
+        m, S = self.model, self.size
+        beta = rng.standard_normal(m.num_shape)
+        psi = rng.uniform(0, 1, m.num_expr) * (rng.uniform(0, 1, m.num_expr) < 0.1)
+        v = self.layer(torch.tensor(beta, dtype=torch.float32)[None], torch.tensor(psi, dtype=torch.float32)[None]).vertices
+        yaw, pitch, roll = np.radians([rng.uniform(-30, 30), rng.uniform(-15, 15), rng.uniform(-8, 8)])
+        R = (axis_angle_to_matrix(torch.tensor([[0.0, yaw, 0.0]])) @ axis_angle_to_matrix(torch.tensor([[pitch, 0.0, 0.0]]))
+             @ axis_angle_to_matrix(torch.tensor([[0.0, 0.0, roll]])))[0]
+        rotvec = torch.tensor(cv2.Rodrigues(R.numpy().astype(np.float64))[0].ravel(), dtype=torch.float32)
+        f = 0.5 * S / math.tan(math.radians(self.fov) / 2)
+        face_width = rng.uniform(0.5, 0.6) * S  # px across the cheeks, as in a detector's crop
+        dist = 0.15 * f / face_width
+        t = torch.tensor([rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01) + 0.01, -dist], dtype=torch.float32)
+        cam = PerspectiveCamera(torch.tensor([[f, f]]), torch.tensor([[(S - 1) / 2.0] * 2]), rotvec[None], t[None], (S, S))
+
+        light = torch.zeros(1, 9, 3)
+        light[0, 0] = torch.tensor(rng.uniform(0.6, 1.0) * (1 + rng.uniform(-0.08, 0.08, 3)), dtype=torch.float32) / SH_CONSTANTS[0]
+        d = rng.normal(size=3)
+        d[2] = abs(d[2]) + 0.5
+        d /= np.linalg.norm(d)
+        strength = rng.uniform(0.2, 0.6)
+        for k in range(3):
+            light[0, 1 + k] = float(d[k] * strength) / SH_CONSTANTS[1 + k]
+        gain = torch.tensor(rng.uniform(0.65, 1.15) * (1 + rng.uniform(-0.08, 0.08, 3)), dtype=torch.float32)
+        colours = (self.albedo * gain).clamp(0, 1)[None]
+
+        bg = torch.tensor(self._background(rng), dtype=torch.float32).permute(2, 0, 1)[None] / 255
+        res = self.renderer.render(v, cam, light=light, vertex_colors=colours, background=bg)
+        img = (res.image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+        lmk68, _ = cam.project(self.layer.landmarks68(v, cam.rotation_matrix()))
+        mp, _ = cam.project(self.layer.landmarks_mediapipe(v))
+        noise = lambda a: a[0].numpy() + rng.normal(0, 1.0, a[0].shape)  # noqa: E731
+        p68, pmp = noise(lmk68), noise(mp)
+        # the occluder module works in pixel-corner coordinates (centre of pixel j at j + 0.5)
+        occ = apply_occluder(img, p68 + 0.5, occluder, seed)
+        hidden68 = hidden_vertices(p68 + 0.5, occ.mask)
+        hidden_mp = hidden_vertices(pmp + 0.5, occ.mask)
+        lm = Landmarks(points68=(p68 + 0.5).astype(np.float32), confidence68=np.ones(68, np.float32), valid68=~hidden68,
+                       face_box=np.r_[p68.min(0), p68.max(0)].astype(np.float32), face_count=1, backend="synthetic",
+                       image_size=(S, S))
+        pix, _ = cam.project(v)
+        visible = self.renderer.vertex_visibility(v, cam)[0].numpy()
+        gt_hidden = hidden_vertices(pix[0].numpy() + 0.5, occ.mask, visible)
+        ev = CropEvidence(image=occ.image.astype(np.float32) / 255, landmarks68=p68.astype(np.float32), valid68=~hidden68,
+                          face_mask=face_mask(lm, (S, S)), occlusion_mask=occ.mask, points_mp105=pmp.astype(np.float32),
+                          valid_mp105=~hidden_mp)
+        return SyntheticFace(ev, v[0].numpy(), gt_hidden, occluder, seed, beta, psi)

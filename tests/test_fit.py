@@ -1,0 +1,144 @@
+"""The partial fit (Algorithm 1): local models, the fit on synthetic faces with known ground
+truth, on a real photo with a hand-drawn mask, and the fit command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from d3dface.complete.metrics import align_to
+from d3dface.evaluation.synthetic_faces import SyntheticFaceMaker
+from d3dface.fit.local_model import LocalModelSettings, build_local_model, corpus_from_model, sample_corpus
+from d3dface.fit.partial_fit import PartialFitter
+from d3dface.fit.settings import FitSettings
+from d3dface.head_model import load_head_model
+from d3dface.outputs.mesh_files import write_mesh
+
+from conftest import ASSETS, IMAGES
+
+D3DFACE = Path(sys.executable).parent / "d3dface"
+TEXTURE = ASSETS / "flame" / "mean_texture.jpg"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_head_model(None)
+
+
+@pytest.fixture(scope="module")
+def local(model):
+    return build_local_model(model, settings=LocalModelSettings(corpus_size=400, components_per_region=6), log=lambda m: None)
+
+
+def test_local_bases_live_in_their_regions(model, local):
+    W = local.region_weights
+    assert W.shape == (12, model.num_vertices)
+    eyes = np.concatenate([model.regions["left_eyeball"], model.regions["right_eyeball"]])
+    np.testing.assert_allclose(W.sum(0)[np.setdiff1d(np.arange(model.num_vertices), eyes)], 1, atol=1e-5)
+    assert np.all(W[:, eyes] == 0)
+    for k in range(local.num_components):
+        r = local.component_region[k]
+        outside = W[r] == 0
+        assert np.abs(local.basis[outside, :, k]).max() == 0
+    assert set(np.unique(local.component_kind)) == {0, 1}
+    assert list(local.global_shape) == list(range(10)) and len(local.global_expr) == 10
+
+
+def test_local_models_explain_what_the_truncated_global_model_misses(model, local):
+    """On held-out heads, adding the local shape bases (least squares, independent numpy) removes
+    a large part of the residual left by the 10-identity / all-expression global model."""
+    beta, psi = sample_corpus(model, 20, seed=777, expression_probability=0.15)
+    meshes = corpus_from_model(model, beta, psi)
+    rows = model.regions["face"]
+    glob = np.concatenate([model.shapedirs[:, :, :10], model.exprdirs], 2)
+    loc = local.basis[:, :, local.component_kind == 0]
+    def residual(basis):
+        B = basis[rows].reshape(-1, basis.shape[2])
+        d = (meshes - model.v_template)[:, rows].reshape(20, -1).T
+        coef, *_ = np.linalg.lstsq(B, d, rcond=None)
+        return np.linalg.norm(d - B @ coef)
+    assert residual(np.concatenate([glob, loc], 2)) < 0.6 * residual(glob)
+
+
+def test_build_local_model_from_a_mesh_folder(tmp_path, model):
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        v = model.v_template + model.shapedirs @ rng.standard_normal(model.num_shape)
+        write_mesh(tmp_path / f"m{i:02d}.ply", v, model.faces)
+    out = tmp_path / "local.npz"
+    res = subprocess.run([D3DFACE, "build-local-model", "--meshes", tmp_path, "--components", "3", "--out", out],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert out.exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_mesh(bad / "x.ply", model.v_template[:100], model.faces[:10])
+    res = subprocess.run([D3DFACE, "build-local-model", "--meshes", bad, "--out", tmp_path / "x.npz"], capture_output=True, text=True)
+    assert res.returncode != 0 and "100 vertices" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def synthetic(model):
+    return SyntheticFaceMaker(model, TEXTURE).make(424242, "glasses")
+
+
+@pytest.mark.parametrize("mode", ["global", "global+local"])
+def test_fit_recovers_a_synthetic_head(model, local, synthetic, mode):
+    torch.manual_seed(0)
+    fitter = PartialFitter(model, local if mode == "global+local" else None, FitSettings(mode=mode), TEXTURE)
+    res = fitter.fit(synthetic.evidence)
+    assert res.landmark_error_px < 3.0
+    face = model.regions["face"]
+    gt = synthetic.gt_vertices.astype(np.float64)
+    # similarity alignment: one photo cannot tell a small near head from a large far one
+    def err(v):
+        return np.linalg.norm(align_to(v.astype(np.float64), gt, face, scale=True)[face] - gt[face], axis=1).mean() * 1000
+    assert err(res.vertices) < 0.6 * err(model.v_template), (err(res.vertices), err(model.v_template))
+    # M_o^v agrees with the ground truth's hidden vertices on the face
+    gt, ours = synthetic.gt_hidden[face], res.occluded[face]
+    iou = (gt & ours).sum() / (gt | ours).sum()
+    assert iou > 0.7, iou
+
+
+def test_fit_on_a_real_photo_with_its_mask(model, local):
+    from d3dface.fit.evidence import evidence_from_inputs
+    from d3dface.inputs import prepare_face_inputs
+
+    inputs = prepare_face_inputs(IMAGES / "occluded" / "glasses_woman.jpg", mask=IMAGES / "occluded" / "glasses_woman_mask.png",
+                                 backend="mediapipe")
+    res = PartialFitter(model, local, FitSettings(), TEXTURE).fit(evidence_from_inputs(inputs))
+    assert res.landmark_error_px < 5.0
+    # the glasses hide the eyes: eye-region vertices occluded, the nose tip and the chin visible
+    eye_occ = res.occluded[model.regions["left_eye_region"]].mean()
+    assert eye_occ > 0.8
+    lips = res.occluded[model.regions["lips"]]
+    assert lips.mean() < 0.5
+    assert set(res.timings) >= {"landmarks", "photometric", "total"}
+
+
+def test_fit_command_writes_outputs_and_fails_cleanly(tmp_path):
+    out = tmp_path / "fit"
+    res = subprocess.run([D3DFACE, "fit", IMAGES / "occluded" / "watch_over_nose.jpg", "--mask",
+                          IMAGES / "occluded" / "watch_over_nose_mask.png", "--out", out], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert {p.name for p in out.iterdir()} == {"fit.obj", "fit.npz", "overlay.png"}
+    d = np.load(out / "fit.npz")
+    assert d["vertices"].shape == (5023, 3) and d["occluded"].dtype == bool
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    res = subprocess.run([D3DFACE, "fit", bad, "--out", tmp_path / "never"], capture_output=True, text=True)
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert not (tmp_path / "never").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.slow
+def test_evaluate_fit_command(tmp_path):
+    res = subprocess.run([D3DFACE, "evaluate-fit", "--n", "3", "--out", tmp_path], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "global+local" in res.stdout and (tmp_path / "table1.md").exists()
