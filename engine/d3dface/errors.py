@@ -32,3 +32,10 @@ class OutputError(D3DFaceError):
 
     kind = "output"
     exit_code = 3
+
+
+class Cancelled(D3DFaceError):
+    """The user cancelled the job."""
+
+    kind = "cancelled"
+    exit_code = 130

@@ -59,7 +59,7 @@ def mean_texture_path(assets_arg=None):
 def run_fit(args) -> int:
     from ..inputs import prepare_face_inputs
 
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     if not Path(args.image).exists():
         raise InputFileError(f"image not found: {args.image}")
     model = load_head_model(args.model, assets=args.assets)

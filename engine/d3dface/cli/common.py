@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import torch
 from tqdm import tqdm
 
-
-def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; 'cuda' without a GPU is a clear error."""
-    from ..errors import D3DFaceError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise D3DFaceError("--device cuda: no CUDA device is available to this torch build")
-    if name not in ("cpu", "cuda"):
-        raise D3DFaceError(f"unknown device {name!r} (auto, cpu or cuda)")
-    return name
+from ..devices import resolve_device  # noqa: F401  (re-exported for the commands)
 
 
 class StageProgress:

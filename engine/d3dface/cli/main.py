@@ -8,9 +8,10 @@ import sys
 
 from .. import __version__
 from ..errors import D3DFaceError
-from . import cmd_build_model, cmd_info, cmd_inputs, cmd_pose, cmd_render_model
+from ..native_logs import route_native_stderr
+from . import cmd_build_model, cmd_evaluate, cmd_fit, cmd_info, cmd_inputs, cmd_pose, cmd_reconstruct, cmd_render_model, cmd_vae
 
-COMMANDS = [cmd_info, cmd_pose, cmd_build_model, cmd_render_model, cmd_inputs]
+COMMANDS = [cmd_info, cmd_pose, cmd_build_model, cmd_render_model, cmd_fit, cmd_reconstruct, cmd_evaluate, cmd_inputs, cmd_vae]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         module.register(sub)
     return parser
+
+
+def entry() -> None:
+    """The console script: native log lines off the terminal, then ``main``."""
+    route_native_stderr()
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,4 +49,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

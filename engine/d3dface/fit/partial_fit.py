@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import D3DFaceError
 from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import lbs
 from ..render import PerspectiveCamera, Renderer, SH_CONSTANTS
@@ -31,6 +32,7 @@ from .regions import soft_partition
 from .settings import FitSettings
 
 INNER = np.arange(17, 68)
+MIN_VISIBLE_LANDMARKS = 6  # inner landmarks needed to place the camera (PnP)
 CV_TO_OURS = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes (y down, z forward) -> ours (y up, -z forward)
 
 
@@ -160,6 +162,10 @@ class PartialFitter:
     # ---- the fit -----------------------------------------------------------------------------
     def fit(self, ev: CropEvidence, progress=None) -> FitResult:
         st, dev = self.settings, self.device
+        if int(ev.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
+            raise D3DFaceError(
+                f"only {int(ev.valid68[INNER].sum())} of the 51 inner face landmarks are visible (at least "
+                f"{MIN_VISIBLE_LANDMARKS} needed): the occlusion mask hides too much of the face")
         torch.manual_seed(st.seed)
         timings, iters = {}, {}
         t0 = time.perf_counter()

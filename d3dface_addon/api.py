@@ -1,0 +1,62 @@
+"""Python API for the bpy console and scripts::
+
+    from bl_ext.user_default.d3dface import api       # installed extension
+    obj = api.reconstruct("/path/face.jpg", samples=8, mask="auto", seed=0)
+    api.interpolate(obj, 1, 3, steps=5)                # adds "Interp 01-03 0.25" ...
+    api.shape_key_names(obj); api.latents(obj)         # (M, 10, 64)
+
+Each call blocks until the engine is done and is one undo step when run from the console
+or a script. Errors raise RuntimeError with a one-line message; the scene is then unchanged.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import scene_writer
+from .jobs import RUNNER
+
+
+def reconstruct(filepath: str, mask: str = "auto", samples: int = 8, seed: int = 0, diversity: float = 1.0,
+                device: str = "DEFAULT", mode: str = "NEW", target=None, name: str = "",
+                set_scene_camera: bool = True, timeout: float = 0.0):
+    """Reconstruct ``filepath``; returns the head object (new, or ``target`` for REPLACE/ADD)."""
+    target_name = target.name if isinstance(target, bpy.types.Object) else (target or "")
+    RUNNER.last_object = ""
+    bpy.ops.d3dface.reconstruct(filepath=str(filepath), mask=str(mask), samples=int(samples), seed=int(seed),
+                                diversity=float(diversity), device=device.upper(), mode=mode.upper(), target=target_name,
+                                name=name, set_scene_camera=set_scene_camera, timeout=float(timeout))
+    if not RUNNER.last_object:
+        raise RuntimeError(f"Diverse3DFace: {RUNNER.last_message or 'reconstruction failed'}")
+    return bpy.data.objects[RUNNER.last_object]
+
+
+def interpolate(obj, sample_a: int, sample_b: int, steps: int = 5, device: str = "DEFAULT") -> list[str]:
+    """Add the shape keys between two samples (1-based); returns their names."""
+    before = set(shape_key_names(obj))
+    bpy.ops.d3dface.interpolate(object_name=obj.name, sample_a=sample_a, sample_b=sample_b, steps=steps,
+                                device=device.upper())
+    return [n for n in shape_key_names(obj) if n not in before]
+
+
+def shape_key_names(obj) -> list[str]:
+    return [kb.name for kb in obj.data.shape_keys.key_blocks]
+
+
+def shape_key(obj, name: str):
+    """(V, 3) numpy array of a shape key's coordinates (FLAME axes, metres)."""
+    return scene_writer.read_key(obj, name)
+
+
+def latents(obj):
+    """(M, 10, 64) latents of the object's samples."""
+    return scene_writer.stored_latents(obj)
+
+
+def settings(obj) -> dict:
+    return scene_writer.stored(obj)
+
+
+def cancel() -> None:
+    """Cancel the running sidebar job."""
+    RUNNER.cancel()

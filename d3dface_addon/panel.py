@@ -1,0 +1,78 @@
+"""3D Viewport > Sidebar > Diverse3DFace."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import scene_writer
+from .jobs import RUNNER
+
+
+class D3DFACE_PT_main(bpy.types.Panel):
+    bl_label = "Diverse3DFace"
+    bl_idname = "D3DFACE_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Diverse3DFace"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.d3dface
+        col = layout.column()
+        col.enabled = not RUNNER.busy
+        col.prop(s, "image_source", expand=True)
+        if s.image_source == "FILE":
+            col.prop(s, "filepath", text="")
+        else:
+            col.template_ID(s, "image", open="image.open")
+        col.prop(s, "mask_mode")
+        if s.mask_mode == "FILE":
+            col.prop(s, "mask_filepath", text="")
+        elif s.mask_mode == "PAINTED":
+            row = col.row(align=True)
+            row.prop(s, "mask_image", text="")
+            row.operator("d3dface.paint_mask", text="", icon="BRUSH_DATA")
+        col.separator()
+        col.prop(s, "samples")
+        col.prop(s, "diversity")
+        col.prop(s, "seed")
+        col.prop(s, "device")
+        col.prop(s, "result_mode")
+        col.prop(s, "set_scene_camera")
+
+        job = RUNNER.job
+        if RUNNER.busy and job is not None:
+            box = layout.box()
+            box.progress(factor=job.fraction, type="BAR", text=f"{job.text} ({job.fraction * 100:.0f}%)")
+            box.operator("d3dface.cancel", icon="CANCEL")
+        else:
+            layout.operator("d3dface.reconstruct_start", icon="MESH_MONKEY")
+            if RUNNER.last_message:
+                icon = {"ERROR": "ERROR", "WARNING": "INFO"}.get(RUNNER.last_level, "CHECKMARK")
+                layout.label(text=RUNNER.last_message, icon=icon)
+
+
+class D3DFACE_PT_interpolate(bpy.types.Panel):
+    bl_label = "Interpolate"
+    bl_idname = "D3DFACE_PT_interpolate"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Diverse3DFace"
+    bl_parent_id = "D3DFACE_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return scene_writer.is_d3dface_object(context.active_object)
+
+    def draw(self, context):
+        s = context.scene.d3dface
+        col = self.layout.column(align=True)
+        col.enabled = not RUNNER.busy
+        row = col.row(align=True)
+        row.prop(s, "interp_a")
+        row.prop(s, "interp_b")
+        col.prop(s, "interp_steps")
+        col.operator("d3dface.interpolate_start", icon="IPO_EASE_IN_OUT")
+
+
+classes = (D3DFACE_PT_main, D3DFACE_PT_interpolate)

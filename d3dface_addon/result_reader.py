@@ -1,0 +1,146 @@
+"""Read the engine's files (result .npz, blender_scene .npz, interpolation .npz) into plain
+arrays, checking every shape before the scene is touched. No bpy, no mathematics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+RESULT_FORMAT = "d3dface-result"
+SCENE_FORMAT = "d3dface-blender-scene"
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be read or is inconsistent (one line)."""
+
+
+@dataclass
+class ResultData:
+    path: str
+    fit: np.ndarray  # (V, 3) float32
+    visible_fit: np.ndarray  # (V, 3)
+    samples: np.ndarray  # (M, V, 3)
+    latents: np.ndarray  # (M, 10, 64)
+    mu: np.ndarray
+    logvar: np.ndarray
+    occluded: np.ndarray  # (V,) bool
+    diversity: np.ndarray | None  # (V,)
+    faces: np.ndarray  # (F, 3) int32
+    uvs: np.ndarray | None
+    uv_faces: np.ndarray | None
+    image_path: str
+    image_size: tuple
+    camera: dict
+    settings: dict
+    versions: dict
+    head_model: str
+    scene: dict = field(default_factory=dict)
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.fit.shape[0])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.samples.shape[0])
+
+
+def _str(a) -> str:
+    return str(a[()]) if isinstance(a, np.ndarray) else str(a)
+
+
+_PRELOADED: dict = {}
+
+
+def preload(path: str, scene_path: str = "") -> None:
+    """Read a result in advance (from a worker thread); ``read_result`` then returns it at once.
+    Errors are kept and raised by ``read_result``."""
+    try:
+        _PRELOADED[(path, scene_path)] = read_result(path, scene_path, use_preloaded=False)
+    except ResultFileError as exc:
+        _PRELOADED[(path, scene_path)] = exc
+
+
+def read_result(path: str, scene_path: str = "", use_preloaded: bool = True) -> ResultData:
+    if use_preloaded and (path, scene_path) in _PRELOADED:
+        r = _PRELOADED.pop((path, scene_path))
+        if isinstance(r, Exception):
+            raise r
+        return r
+    p = Path(path)
+    if not p.is_file():
+        raise ResultFileError(f"result file not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as d:
+            if "format" not in d.files or _str(d["format"]) != RESULT_FORMAT:
+                raise ResultFileError(f"{p} is not a d3dface result file")
+            g = lambda k: d[k] if k in d.files else None  # noqa: E731
+            r = ResultData(
+                path=str(p), fit=d["fit_vertices"].astype(np.float32), visible_fit=d["visible_fit_vertices"].astype(np.float32),
+                samples=d["samples"].astype(np.float32), latents=d["latents"].astype(np.float32),
+                mu=d["mu"].astype(np.float32), logvar=d["logvar"].astype(np.float32), occluded=d["occluded"].astype(bool),
+                diversity=g("diversity"), faces=d["faces"].astype(np.int32), uvs=g("uvs"), uv_faces=g("uv_faces"),
+                image_path=_str(d["image_path"]), image_size=tuple(int(v) for v in d["image_size"]),
+                camera=json.loads(_str(d["camera_json"])), settings=json.loads(_str(d["settings_json"])),
+                versions=json.loads(_str(d["versions_json"])), head_model=_str(g("head_model") if "head_model" in d.files else ""),
+            )
+    except ResultFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one line for the user
+        raise ResultFileError(f"cannot read result file {p}: {exc}") from None
+    V = r.fit.shape[0]
+    M = r.samples.shape[0] if r.samples.ndim == 3 else -1
+    checks = [
+        (r.fit.shape == (V, 3), f"fit_vertices {r.fit.shape}"),
+        (r.visible_fit.shape == (V, 3), f"visible_fit_vertices {r.visible_fit.shape}"),
+        (r.samples.ndim == 3 and r.samples.shape[1:] == (V, 3), f"samples {r.samples.shape}"),
+        (r.latents.shape[0] == M, f"latents {r.latents.shape} for {M} samples"),
+        (r.occluded.shape == (V,), f"occluded {r.occluded.shape}"),
+        (r.faces.ndim == 2 and r.faces.shape[1] == 3 and r.faces.size > 0 and int(r.faces.max()) < V and int(r.faces.min()) >= 0,
+         "faces index vertices out of range"),
+        (r.uvs is None or (r.uv_faces is not None and r.uv_faces.shape == r.faces.shape), "uv_faces do not match faces"),
+        (bool(np.isfinite(r.fit).all() and np.isfinite(r.samples).all() and np.isfinite(r.visible_fit).all()),
+         "vertices are not finite"),
+    ]
+    bad = [msg for ok, msg in checks if not ok]
+    if bad:
+        raise ResultFileError(f"inconsistent result file {p}: {bad[0]}")
+    if scene_path:
+        r.scene = read_scene_hints(scene_path, V)
+    return r
+
+
+def read_scene_hints(path: str, num_vertices: int) -> dict:
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as d:
+            if "format" not in d.files or _str(d["format"]) != SCENE_FORMAT:
+                raise ResultFileError(f"{p} is not a d3dface scene file")
+            s = {k: d[k] for k in d.files}
+    except ResultFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ResultFileError(f"cannot read scene file {p}: {exc}") from None
+    if s["photo_uv"].shape != (num_vertices, 2) or s["visible"].shape != (num_vertices,):
+        raise ResultFileError(f"scene file {p} does not match the result's {num_vertices} vertices")
+    if "skinning_weights" in s and s["skinning_weights"].shape[0] != num_vertices:
+        raise ResultFileError(f"scene file {p}: skinning weights do not match the mesh")
+    s["mean_texture"] = _str(s.get("mean_texture", ""))
+    if "joint_names" in s:
+        s["joint_names"] = [str(n) for n in s["joint_names"]]
+    return s
+
+
+def read_interpolation(path: str, num_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, V, 3) vertices and (steps,) alphas."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            v, a = d["vertices"].astype(np.float32), d["alphas"].astype(np.float64)
+    except Exception as exc:  # noqa: BLE001
+        raise ResultFileError(f"cannot read interpolation file {path}: {exc}") from None
+    if v.ndim != 3 or v.shape[1:] != (num_vertices, 3) or a.shape != (v.shape[0],):
+        raise ResultFileError(f"interpolation file {path} has vertices {v.shape} for a {num_vertices}-vertex mesh")
+    return v, a

@@ -1,0 +1,386 @@
+"""Write a reconstruction into the scene: one FLAME mesh object with shape keys, a material,
+the photo on a camera aligned with the fitted camera, and an armature where the head model
+has LBS. Arrays go straight into ``foreach_set`` buffers; every number that needs computing
+comes from the engine (``blender_scene.npz``, DESIGN 2.1).
+
+Conventions (DESIGN 3.2): shape-key coordinates are the engine's vertices exactly (FLAME
+axes, metres); the object carries a +90 degree rotation about x (FLAME y-up -> Blender z-up).
+Keys: "Basis" (the fit), "Visible fit", "Sample 01".."Sample M", then any "Interp" keys.
+Latents and settings are stored in the object's ``d3dface`` custom property.
+
+Every function either completes or removes what it created and re-raises (the caller turns
+the error into a report); the operators around them make the whole change one undo step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from .result_reader import ResultData
+
+PROP = "d3dface"
+KEY_BASIS = "Basis"
+KEY_VISIBLE = "Visible fit"
+ATTR_VISIBLE = "d3dface_visible"
+ATTR_DIVERSITY = "d3dface_diversity"
+UV_FLAME = "UVMap"
+UV_PHOTO = "Photo"
+SKIN_RGBA = (0.80, 0.62, 0.52, 1.0)
+ROTATION = (math.radians(90.0), 0.0, 0.0)  # FLAME y-up -> Blender z-up, an object transform
+
+MODES = ("NEW", "REPLACE", "ADD")
+
+
+def sample_key_name(k: int) -> str:
+    """1-based sample number -> "Sample 01"."""
+    return f"Sample {k:02d}"
+
+
+def interp_key_name(i: int, j: int, alpha: float) -> str:
+    return f"Interp {i:02d}-{j:02d} {alpha:.2f}"
+
+
+def is_d3dface_object(obj) -> bool:
+    return obj is not None and obj.type == "MESH" and PROP in obj.keys() and obj.data.shape_keys is not None
+
+
+class _Created:
+    """Datablocks made during one write; removed again if the write fails."""
+
+    def __init__(self):
+        self.ids: list = []
+
+    def add(self, idb):
+        self.ids.append(idb)
+        return idb
+
+    def rollback(self) -> None:
+        for idb in reversed(self.ids):
+            try:
+                coll = {bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
+                        bpy.types.Material: bpy.data.materials, bpy.types.Camera: bpy.data.cameras,
+                        bpy.types.Armature: bpy.data.armatures, bpy.types.Collection: bpy.data.collections,
+                        bpy.types.Image: bpy.data.images}
+                for cls, data in coll.items():
+                    if isinstance(idb, cls):
+                        data.remove(idb)
+                        break
+            except (ReferenceError, RuntimeError):
+                pass
+
+
+# ---- mesh -------------------------------------------------------------------------------
+def build_mesh(name: str, r: ResultData) -> bpy.types.Mesh:
+    V, F = r.num_vertices, int(r.faces.shape[0])
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(V)
+    mesh.vertices.foreach_set("co", r.fit.reshape(-1))
+    mesh.loops.add(3 * F)
+    mesh.loops.foreach_set("vertex_index", r.faces.reshape(-1))
+    mesh.polygons.add(F)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * F, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.shade_smooth()
+    if r.uvs is not None:
+        uv = mesh.uv_layers.new(name=UV_FLAME)
+        uv.data.foreach_set("uv", r.uvs[r.uv_faces].reshape(-1).astype(np.float32))
+    if "photo_uv" in r.scene:
+        uv = mesh.uv_layers.new(name=UV_PHOTO)
+        uv.data.foreach_set("uv", r.scene["photo_uv"][r.faces].reshape(-1).astype(np.float32))
+        if r.uvs is not None:
+            mesh.uv_layers.active = mesh.uv_layers[UV_FLAME]
+            mesh.uv_layers[UV_FLAME].active_render = True
+    visible = r.scene["visible"] if "visible" in r.scene else (~r.occluded).astype(np.float32)
+    mesh.attributes.new(ATTR_VISIBLE, "FLOAT", "POINT").data.foreach_set("value", visible.astype(np.float32))
+    if r.diversity is not None and r.diversity.shape == (V,):
+        mesh.attributes.new(ATTR_DIVERSITY, "FLOAT", "POINT").data.foreach_set("value", r.diversity.astype(np.float32))
+    return mesh
+
+
+def _set_key(obj, name: str, coords: np.ndarray):
+    kb = obj.data.shape_keys.key_blocks.get(name) if obj.data.shape_keys else None
+    if kb is None:
+        kb = obj.shape_key_add(name=name, from_mix=False)
+    kb.data.foreach_set("co", np.ascontiguousarray(coords, np.float32).reshape(-1))
+    return kb
+
+
+def read_key(obj, name: str) -> np.ndarray:
+    """(V, 3) coordinates of a shape key (for tests and the API)."""
+    kb = obj.data.shape_keys.key_blocks[name]
+    out = np.empty(len(kb.data) * 3, np.float32)
+    kb.data.foreach_get("co", out)
+    return out.reshape(-1, 3)
+
+
+# ---- stored data ------------------------------------------------------------------------
+def _store(obj, r: ResultData, sample_names: list[str], append: bool) -> None:
+    old = obj.get(PROP)
+    prev = old.to_dict() if (append and old is not None) else {}
+    lat = r.latents.reshape(r.num_samples, -1)
+    sources = list(prev.get("sample_results", [])) + [r.path] * r.num_samples
+    indices = list(prev.get("sample_indices", [])) + list(range(r.num_samples))
+    latents = list(prev.get("latents", [])) + lat.reshape(-1).tolist()
+    obj[PROP] = {
+        "format": 1,
+        "result_path": r.path,
+        "image_path": r.image_path,
+        "head_model": r.head_model,
+        "settings_json": json.dumps(r.settings, sort_keys=True),
+        "versions_json": json.dumps(r.versions, sort_keys=True),
+        "camera_json": json.dumps(r.camera),
+        "latent_shape": list(r.latents.shape[1:]),
+        "latents": latents,
+        "mu": r.mu.reshape(-1).tolist(),
+        "logvar": r.logvar.reshape(-1).tolist(),
+        "sample_keys": list(prev.get("sample_keys", [])) + list(sample_names),
+        "sample_results": sources,
+        "sample_indices": indices,
+    }
+
+
+def stored(obj) -> dict:
+    """The object's stored reconstruction data (plain Python values)."""
+    return obj[PROP].to_dict()
+
+
+def stored_latents(obj) -> np.ndarray:
+    """(M, 10, 64) latents of the object's samples, in "Sample NN" order."""
+    d = stored(obj)
+    return np.asarray(d["latents"], np.float32).reshape(-1, *d["latent_shape"])
+
+
+# ---- material ---------------------------------------------------------------------------
+def _socket(sockets, identifier: str):
+    return next(s for s in sockets if s.identifier == identifier)
+
+
+def build_material(name: str, photo, mean_texture) -> bpy.types.Material:
+    """Principled BSDF coloured by the photo (projected through the fitted camera) where the photo
+    shows the face (attribute d3dface_visible), the mean texture (or skin colour) elsewhere."""
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0) and not mat.use_nodes:
+        mat.use_nodes = True
+    nt = mat.node_tree
+    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Roughness"].default_value = 0.6
+    if mean_texture is not None:
+        fallback = nt.nodes.new("ShaderNodeTexImage")
+        fallback.image = mean_texture
+        fallback.location = (-700, 200)
+        uv = nt.nodes.new("ShaderNodeUVMap")
+        uv.uv_map = UV_FLAME
+        uv.location = (-950, 200)
+        nt.links.new(uv.outputs["UV"], fallback.inputs["Vector"])
+        fallback_out = fallback.outputs["Color"]
+    else:
+        fallback = None
+        fallback_out = None
+    if photo is None:
+        if fallback_out is not None:
+            nt.links.new(fallback_out, bsdf.inputs["Base Color"])
+        else:
+            bsdf.inputs["Base Color"].default_value = SKIN_RGBA
+        return mat
+    tex = nt.nodes.new("ShaderNodeTexImage")
+    tex.image = photo
+    tex.extension = "EXTEND"
+    tex.location = (-700, -100)
+    uvp = nt.nodes.new("ShaderNodeUVMap")
+    uvp.uv_map = UV_PHOTO
+    uvp.location = (-950, -100)
+    nt.links.new(uvp.outputs["UV"], tex.inputs["Vector"])
+    attr = nt.nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = ATTR_VISIBLE
+    attr.location = (-700, 450)
+    mix = nt.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.location = (-350, 100)
+    nt.links.new(attr.outputs["Fac"], _socket(mix.inputs, "Factor_Float"))
+    if fallback_out is not None:
+        nt.links.new(fallback_out, _socket(mix.inputs, "A_Color"))
+    else:
+        _socket(mix.inputs, "A_Color").default_value = SKIN_RGBA
+    nt.links.new(tex.outputs["Color"], _socket(mix.inputs, "B_Color"))
+    nt.links.new(_socket(mix.outputs, "Result_Color"), bsdf.inputs["Base Color"])
+    return mat
+
+
+def _load_image(path: str, created: _Created, existing: str = ""):
+    if existing and existing in bpy.data.images:
+        return bpy.data.images[existing]
+    if not path or not Path(path).is_file():
+        return None
+    before = set(bpy.data.images)
+    img = bpy.data.images.load(path, check_existing=True)
+    if img not in before:
+        created.add(img)
+    return img
+
+
+# ---- camera, photo, rig -----------------------------------------------------------------
+def build_camera(name: str, head, r: ResultData, photo, coll, created: _Created):
+    s = r.scene
+    cam = created.add(bpy.data.cameras.new(name))
+    cam.sensor_fit = "AUTO"
+    cam.sensor_width = float(s["camera_sensor_mm"])
+    cam.lens = float(s["camera_lens_mm"])
+    cam.shift_x, cam.shift_y = (float(v) for v in s["camera_shift"])
+    cam.clip_start, cam.clip_end = 0.01, 100.0
+    cam_obj = created.add(bpy.data.objects.new(name, cam))
+    coll.objects.link(cam_obj)
+    cam_obj.parent = head  # the camera follows the head: the overlay stays aligned
+    cam_obj.matrix_parent_inverse = Matrix.Identity(4)
+    cam_obj.matrix_basis = Matrix(s["camera_matrix"].tolist())
+    plane = None
+    if photo is not None:
+        cam.show_background_images = True
+        bg = cam.background_images.new()
+        bg.image = photo
+        bg.frame_method = "STRETCH"
+        bg.alpha = 1.0
+        plane = created.add(bpy.data.objects.new(f"{name} Photo", None))
+        coll.objects.link(plane)
+        plane.empty_display_type = "IMAGE"
+        plane.data = photo
+        plane.empty_display_size = float(s["image_plane_size"])
+        plane.empty_image_offset = (-0.5, -0.5)
+        plane.parent = cam_obj
+        plane.location = [float(v) for v in s["image_plane_location"]]
+        plane.hide_select = True
+    return cam_obj, plane
+
+
+def build_rig(context, name: str, head, r: ResultData, coll, created: _Created):
+    s = r.scene
+    names, parents = s["joint_names"], [int(p) for p in s["parents"]]
+    arm = created.add(bpy.data.armatures.new(name))
+    arm_obj = created.add(bpy.data.objects.new(name, arm))
+    coll.objects.link(arm_obj)
+    arm_obj.rotation_euler = ROTATION
+    arm_obj.show_in_front = True
+    view_layer = context.view_layer
+    prev_active = view_layer.objects.active
+    view_layer.objects.active = arm_obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bones = []
+        for j, bname in enumerate(names):
+            eb = arm.edit_bones.new(bname)
+            eb.head = [float(v) for v in s["bone_heads"][j]]
+            eb.tail = [float(v) for v in s["bone_tails"][j]]
+            if parents[j] >= 0:
+                eb.parent = bones[parents[j]]
+            bones.append(eb)
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = prev_active
+    head.parent = arm_obj
+    head.matrix_parent_inverse = Matrix.Rotation(ROTATION[0], 4, "X").inverted()
+    groups = [head.vertex_groups.new(name=bname) for bname in names]
+    verts, offsets = s["weight_vertices"], s["weight_offsets"]
+    for k, (j, w) in enumerate(zip(s["weight_joint"].tolist(), s["weight_value"].tolist())):
+        groups[j].add(verts[offsets[k]:offsets[k + 1]].tolist(), w, "REPLACE")
+    mod = head.modifiers.new("Armature", "ARMATURE")
+    mod.object = arm_obj
+    return arm_obj
+
+
+# ---- entry points -----------------------------------------------------------------------
+def write_new_object(context, r: ResultData, name: str = "", photo_name: str = "",
+                     set_scene_camera: bool = True, with_rig: bool = True):
+    """Create the head object (and its camera, photo and rig) in a new collection; return it."""
+    created = _Created()
+    try:
+        stem = name or (Path(r.image_path).stem if r.image_path else "Face")
+        base = f"D3DFace {stem}"
+        coll = created.add(bpy.data.collections.new(base))
+        context.scene.collection.children.link(coll)
+        mesh = created.add(build_mesh(base, r))
+        obj = created.add(bpy.data.objects.new(base, mesh))
+        coll.objects.link(obj)
+        obj.rotation_euler = ROTATION
+        _set_key(obj, KEY_BASIS, r.fit)
+        _set_key(obj, KEY_VISIBLE, r.visible_fit)
+        names = [sample_key_name(k + 1) for k in range(r.num_samples)]
+        for nm, coords in zip(names, r.samples):
+            _set_key(obj, nm, coords)
+        _store(obj, r, names, append=False)
+        photo = _load_image(r.image_path, created, photo_name)
+        mean_tex = _load_image(r.scene.get("mean_texture", ""), created) if r.scene else None
+        obj.data.materials.append(created.add(build_material(base, photo, mean_tex)))
+        cam_obj = None
+        if r.scene:
+            if with_rig and "bone_heads" in r.scene:
+                build_rig(context, f"{base} Rig", obj, r, coll, created)
+            cam_obj, _ = build_camera(f"{base} Camera", obj, r, photo, coll, created)
+        for o in list(context.view_layer.objects):
+            if o.select_get():
+                o.select_set(False)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        if set_scene_camera and cam_obj is not None:
+            context.scene.camera = cam_obj
+            w, h = (int(v) for v in r.scene["photo_resolution"])
+            context.scene.render.resolution_x, context.scene.render.resolution_y = w, h
+            context.scene.render.resolution_percentage = 100
+        return obj
+    except BaseException:
+        created.rollback()
+        raise
+
+
+def _sample_keys(obj) -> list:
+    return [kb for kb in obj.data.shape_keys.key_blocks if kb.name.startswith(("Sample ", "Interp "))]
+
+
+def check_target(obj, r: ResultData) -> None:
+    if not is_d3dface_object(obj):
+        raise ValueError("the target is not a Diverse3DFace object")
+    if len(obj.data.vertices) != r.num_vertices:
+        raise ValueError(f"the target has {len(obj.data.vertices)} vertices; the result has {r.num_vertices}")
+
+
+def replace_samples(obj, r: ResultData):
+    """The object's fit, visible fit and samples become the new result's (interpolations go)."""
+    check_target(obj, r)
+    for kb in _sample_keys(obj):
+        obj.shape_key_remove(kb)
+    obj.data.vertices.foreach_set("co", r.fit.reshape(-1))
+    obj.data.update()
+    _set_key(obj, KEY_BASIS, r.fit)
+    _set_key(obj, KEY_VISIBLE, r.visible_fit)
+    names = [sample_key_name(k + 1) for k in range(r.num_samples)]
+    for nm, coords in zip(names, r.samples):
+        _set_key(obj, nm, coords)
+    _store(obj, r, names, append=False)
+    return obj
+
+
+def add_samples(obj, r: ResultData):
+    """The new result's samples are appended after the object's last "Sample NN" key."""
+    check_target(obj, r)
+    existing = stored(obj).get("sample_keys", [])
+    first = len(existing) + 1
+    names = [sample_key_name(first + k) for k in range(r.num_samples)]
+    for nm, coords in zip(names, r.samples):
+        _set_key(obj, nm, coords)
+    _store(obj, r, names, append=True)
+    return obj
+
+
+def add_interpolation_keys(obj, vertices: np.ndarray, alphas: np.ndarray, i: int, j: int) -> list[str]:
+    """Shape keys decoded from z(alpha) between samples i and j (1-based), interior alphas only."""
+    names = []
+    for v, a in zip(vertices, alphas):
+        if 0.0 < float(a) < 1.0:
+            nm = interp_key_name(i, j, float(a))
+            _set_key(obj, nm, v)
+            names.append(nm)
+    return names

@@ -1,0 +1,158 @@
+"""The paper's Table 2 protocol on our data (and Table 1 from the same fits).
+
+For each synthetic occluded face (``synthetic_faces.py``) four methods each produce M samples:
+1. ``global+dpp``: the full global model fitted (the paper's "FLAME" row), then the DPP on its
+   coefficients with L_S on the visible vertices;
+2. ``global_local+dpp``: the global+local fit, the DPP on its coefficients;
+3. ``vae``: the Mesh-VAE: z ~ N(mu, sigma^2) of the encoder for S_m, no DPP;
+4. ``ours``: global+local fit, Mesh-VAE, DPP (Algorithm 2), the raw decoded samples;
+5. ``ours+stitch``: the same samples stitched to S_m where the fit sees the face (what the
+   product writes; ``complete/stitching.py``): an extra row, not one of the paper's methods.
+Metrics (mm, face region): CSE against the ground truth after rigid alignment of each sample on
+the visible face; ASD-V and ASD-O on the face's visible and hidden vertices (ground-truth hidden
+set, the same for every method), and their ratio.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..complete.diversify import DiversifySettings, diversify, diversify_linear
+from ..complete.metrics import diversity_metrics
+from ..complete.stitching import stitch, transition_weights
+from .fit_eval import shape_error_mm
+from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
+
+METHODS = ("global+dpp", "global_local+dpp", "vae", "ours", "ours+stitch")
+METRICS = ("cse_mm", "asd_v_mm", "asd_o_mm", "asd_ratio")
+
+
+@dataclass
+class EvalSettings:
+    faces_per_type: int = 100
+    samples: int = 8
+    seed: int = 0
+    fit_landmark_iters: int = 120
+    fit_photometric_iters: int = 50
+    diversify_iters: int = 60
+
+
+@dataclass
+class DiversityEvaluation:
+    rows: list = field(default_factory=list)  # dicts: occluder, seed, method, metrics, seconds
+    fit_errors: list = field(default_factory=list)  # dicts: occluder, seed, global, global+local (mm, rigid)
+
+    def summary(self) -> dict:
+        """method -> occluder (and "overall") -> metric -> mean."""
+        out = {}
+        for m in METHODS:
+            out[m] = {}
+            for k in (*OCCLUDER_TYPES, "overall"):
+                rows = [r for r in self.rows if r["method"] == m and (k == "overall" or r["occluder"] == k)]
+                out[m][k] = {x: _mean([r[x] for r in rows]) for x in METRICS}
+                # the ratio of the means (as the paper's tables), not the mean of ratios
+                out[m][k]["asd_ratio"] = out[m][k]["asd_o_mm"] / max(out[m][k]["asd_v_mm"], 1e-12)
+        return out
+
+    def table1(self) -> dict:
+        return {k: {m: _mean([r[m] for r in self.fit_errors if k == "overall" or r["occluder"] == k])
+                    for m in ("global", "global+local")} for k in (*OCCLUDER_TYPES, "overall")}
+
+    def markdown(self) -> str:
+        s = self.summary()
+        lines = ["| method | occluder | CSE (mm) | ASD-V (mm) | ASD-O (mm) | ASD-O/ASD-V |", "|---|---|---|---|---|---|"]
+        for k in (*OCCLUDER_TYPES, "overall"):
+            for m in METHODS:
+                r = s[m][k]
+                lines.append(f"| {m} | {k} | {r['cse_mm']:.2f} | {r['asd_v_mm']:.2f} | {r['asd_o_mm']:.2f} | {r['asd_ratio']:.2f} |")
+        t = self.table1()
+        lines += ["", "Table 1: mean shape error (mm, face region, rigid alignment) of the single fits",
+                  "| fit | " + " | ".join(OCCLUDER_TYPES) + " | overall |", "|---|" + "---|" * (len(OCCLUDER_TYPES) + 1)]
+        for m in ("global", "global+local"):
+            lines.append(f"| {m} | " + " | ".join(f"{t[k][m]:.2f}" for k in (*OCCLUDER_TYPES, "overall")) + " |")
+        return "\n".join(lines)
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["method", "occluder", *METRICS])
+        s = self.summary()
+        for m in METHODS:
+            for k in (*OCCLUDER_TYPES, "overall"):
+                w.writerow([m, k, *(f"{s[m][k][x]:.4f}" for x in METRICS)])
+        return buf.getvalue()
+
+
+def _mean(values) -> float:
+    v = [x for x in values if np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def evaluate_diversity(engine, settings: EvalSettings | None = None, progress=None) -> DiversityEvaluation:
+    """engine: a ``ReconstructionEngine`` (head model, local model, Mesh-VAE on its device)."""
+    st = settings or EvalSettings()
+    model, dev = engine.model, engine.device
+    fitters = {m: engine.fitter(m) for m in ("global", "global+local")}
+    saved = {m: (f.settings.iters_landmarks, f.settings.iters_photometric) for m, f in fitters.items()}
+    for f in fitters.values():
+        f.settings.iters_landmarks, f.settings.iters_photometric = st.fit_landmark_iters, st.fit_photometric_iters
+    try:
+        return _evaluate(engine, st, fitters, progress)
+    finally:
+        for m, f in fitters.items():
+            f.settings.iters_landmarks, f.settings.iters_photometric = saved[m]
+
+
+def _evaluate(engine, st: EvalSettings, fitters: dict, progress) -> DiversityEvaluation:
+    model, dev = engine.model, engine.device
+    maker = SyntheticFaceMaker(model, engine.texture_path)
+    face = model.regions["face"]
+    excl = torch.ones(model.num_vertices, dtype=torch.bool, device=dev)
+    excl[torch.as_tensor(face, device=dev)] = False
+    for r in ("left_eyeball", "right_eyeball"):
+        excl[torch.as_tensor(model.regions[r], device=dev)] = True
+    div = DiversifySettings(samples=st.samples, iterations=st.diversify_iters, seed=st.seed)
+    out = DiversityEvaluation()
+    total, done = st.faces_per_type * len(OCCLUDER_TYPES), 0
+    for ti, kind in enumerate(OCCLUDER_TYPES):
+        for i in range(st.faces_per_type):
+            seed = TEST_SEED_BASE + st.seed * 10_000 + ti * 1000 + i
+            f = maker.make(seed, kind)
+            fits = {m: fitters[m].fit(f.evidence) for m in fitters}
+            out.fit_errors.append({"occluder": kind, "seed": seed,
+                                   **{m: shape_error_mm(fits[m].vertices, f.gt_vertices, face) for m in fits}})
+            for method in METHODS:
+                t0 = time.perf_counter()
+                fit = fits["global"] if method == "global+dpp" else fits["global+local"]
+                S = torch.as_tensor(fit.vertices, device=dev)
+                occ = torch.as_tensor(fit.occluded, device=dev)
+                if method in ("global+dpp", "global_local+dpp"):
+                    fitter = fitters["global" if method == "global+dpp" else "global+local"]
+                    basis = fitter.basis_t.T.reshape(model.num_vertices, 3, -1)
+                    coef0 = torch.as_tensor(np.concatenate([fit.params["shape"], fit.params["expression"], fit.params["local"]]),
+                                            dtype=torch.float32, device=dev)
+                    samples, _ = diversify_linear(basis, coef0, S, occ, div, excl)
+                elif method == "vae":
+                    with torch.no_grad():
+                        mu, logvar = engine.vae.encode(S[None], ~occ[None])
+                        g = torch.Generator().manual_seed(st.seed)
+                        eps = torch.randn((st.samples, *mu.shape[1:]), generator=g).to(dev)
+                        samples = engine.vae.decode(mu + torch.exp(0.5 * logvar) * eps).cpu().numpy()
+                elif method == "ours":
+                    samples = diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
+                    ours_raw = samples
+                else:  # ours+stitch: the same samples, stitched
+                    samples = stitch(ours_raw, fit.vertices, transition_weights(model.faces, fit.occluded))
+                dm = diversity_metrics(samples, f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid")
+                out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(),
+                                 "seconds": time.perf_counter() - t0})
+            done += 1
+            if progress:
+                progress(done, total)
+    return out

@@ -1,0 +1,30 @@
+"""Files of a reconstruction: result.npz, the fit and every sample as .obj (FLAME UVs) and
+.ply, and the contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .contact_sheet import contact_sheet
+from .fit_files import fit_overlay
+from .mesh_files import write_mesh
+from .pictures import write_png
+
+
+def write_reconstruction(folder: Path, result, inputs, fit, renderer, model) -> None:
+    folder = Path(folder)
+    result.save(folder / "result.npz")
+    for suffix in (".obj", ".ply"):
+        write_mesh(folder / f"fit{suffix}", result.fit_vertices, model.faces, model.uvs, model.uv_faces)
+        write_mesh(folder / f"visible_fit{suffix}", result.visible_fit_vertices, model.faces, model.uvs, model.uv_faces)
+        for i, v in enumerate(result.samples):
+            write_mesh(folder / "samples" / f"sample_{i + 1:02d}{suffix}", v, model.faces, model.uvs, model.uv_faces)
+    crop = inputs.crop
+    image = crop.apply(inputs.image).astype(np.float32) / 255
+    occlusion = crop.apply(inputs.occlusion_mask)
+    overlay = fit_overlay(image, occlusion, fit, renderer, scale=1)
+    S = image.shape[0]
+    sheet = contact_sheet(image, occlusion, overlay[:, S:2 * S], result, model.faces)
+    write_png(folder / "contact_sheet.png", sheet)

@@ -1,0 +1,247 @@
+"""One call from a photo to M diverse complete heads: ``reconstruct`` (and ``interpolate``).
+
+    from d3dface.reconstruct import reconstruct
+    result, path = reconstruct("photo.jpg", mask="auto", samples=8, seed=0, out_dir="out/photo")
+
+Stages: face inputs -> partial fit (Algorithm 1) -> Mesh-VAE encoder -> DPP diversification
+(Algorithm 2) -> result file, meshes and contact sheet. Models are loaded once per
+``ReconstructionEngine`` (the worker keeps one alive between jobs).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .atomic import atomic_output_dir
+from .complete.diversify import Cancelled, DiversifySettings, diversify, latent_statistics
+from .complete.stitching import stitch, transition_weights
+from .complete.vae_checkpoint import load_default_vae, load_vae
+from .devices import resolve_device
+from .errors import D3DFaceError, InputFileError
+from .fit.evidence import evidence_from_inputs
+from .fit.local_model import load_or_build_local_model, template_hash
+from .fit.partial_fit import PartialFitter
+from .fit.regions import eyeball_vertices
+from .fit.settings import FitSettings
+from .head_model import HeadLayer, load_head_model
+from .outputs.result_file import ReconstructionResult
+from .paths import find_assets_dir
+
+Progress = Callable[[str, float], None]
+
+# stage -> (start, end) of the overall fraction reported to the user
+STAGES = {"inputs": (0.0, 0.05), "fit": (0.05, 0.45), "complete": (0.45, 0.9), "outputs": (0.9, 1.0)}
+
+
+@dataclass
+class ReconstructSettings:
+    samples: int = 8
+    seed: int = 0
+    mask: str = "auto"
+    backend: str = "auto"
+    diversity: float = 1.0
+    iterations: int = DiversifySettings.iterations
+    fit_mode: str = "global+local"
+    stitch: bool = True  # samples take S_m exactly where the photo shows the face
+    stitch_rings: int = 3
+
+
+def versions() -> dict:
+    import cv2
+    import scipy
+
+    return {"d3dface": __version__, "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "opencv": cv2.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda or "", "cuda_available": torch.cuda.is_available()}
+
+
+class ReconstructionEngine:
+    """Holds the head model, local model, Mesh-VAE and their tensors on one device."""
+
+    def __init__(self, model: str | None = None, device: str = "auto", assets: str | None = None, vae_path: str | None = None):
+        self.device = resolve_device(device)
+        self.assets = find_assets_dir(assets, required=False)
+        self.model = load_head_model(model, assets=assets)
+        self.model_hash = template_hash(self.model)
+        self._vae_path = vae_path
+        self._local = None
+        self._vae = None
+        self._stats = None
+        self._fitters: dict = {}
+
+    @property
+    def texture_path(self):
+        return None if self.assets is None else self.assets / "flame" / "mean_texture.jpg"
+
+    @property
+    def vae(self):
+        if self._vae is None:
+            m = self.model
+            self._vae = (load_vae(self._vae_path, self.device, m.v_template, m.faces) if self._vae_path
+                         else load_default_vae(self.device, m))
+        return self._vae
+
+    def latent_stats(self):
+        """Mean and std of the encoder's latents over 64 head-model samples (fixed seed)."""
+        if self._stats is None:
+            layer = HeadLayer(self.model).to(self.device)
+            g = torch.Generator().manual_seed(20220619)
+            m = self.model
+            shape = torch.randn(64, m.num_shape, generator=g)
+            expr = torch.rand(64, m.num_expr, generator=g) * (torch.rand(64, m.num_expr, generator=g) < 0.15)
+            with torch.no_grad():
+                meshes = layer(shape.to(self.device), expr.to(self.device)).vertices
+            self._stats = latent_statistics(self.vae, meshes)
+        return self._stats
+
+    def fitter(self, mode: str) -> PartialFitter:
+        if mode not in self._fitters:
+            local = load_or_build_local_model(self.model) if mode == "global+local" else None
+            self._fitters[mode] = PartialFitter(self.model, local, FitSettings(mode=mode, device=str(self.device)), self.texture_path)
+        return self._fitters[mode]
+
+    def warm_up(self) -> None:
+        """Load everything a reconstruction needs (the worker calls this once)."""
+        self.fitter("global+local")
+        self.latent_stats()
+
+    # ---- the job ------------------------------------------------------------------------
+    def reconstruct(self, image, settings: ReconstructSettings | None = None, out_dir=None,
+                    progress: Progress | None = None, cancel: Callable[[], bool] | None = None):
+        """Returns (ReconstructionResult, path of result.npz or None). Writes ``out_dir`` atomically."""
+        from .inputs import prepare_face_inputs
+
+        st = settings or ReconstructSettings()
+        if st.samples < 1 or st.samples > 64:
+            raise D3DFaceError(f"samples must be between 1 and 64, not {st.samples}")
+        if isinstance(image, (str, Path)) and not Path(image).exists():
+            raise InputFileError(f"image not found: {image}")
+        report = _StageReporter(progress)
+        check = cancel or (lambda: False)
+        timings = {}
+        torch.manual_seed(st.seed)
+        t = time.perf_counter()
+        report("inputs", 0.0, "landmarks and masks")
+        inputs = prepare_face_inputs(image, mask=st.mask, backend=st.backend)
+        timings["inputs"] = time.perf_counter() - t
+        if check():
+            raise Cancelled("cancelled")
+
+        t = time.perf_counter()
+        fitter = self.fitter(st.fit_mode)
+        fitter.settings.seed = st.seed
+        fit = fitter.fit(evidence_from_inputs(inputs), progress=lambda s, f: (report("fit", f, s), _raise_if(check)))
+        timings["fit"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        dev = self.device
+        eyes = torch.zeros(self.model.num_vertices, dtype=torch.bool, device=dev)
+        eyes[eyeball_vertices(self.model)] = True
+        not_face = torch.ones_like(eyes)
+        not_face[self.model.regions["face"]] = False
+        div = diversify(
+            self.vae, torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev),
+            DiversifySettings(samples=st.samples, diversity=st.diversity, iterations=st.iterations, seed=st.seed),
+            latent_stats=self.latent_stats(), exclude_from_dpp=eyes | not_face,
+            progress=lambda s, f: report("complete", f, s), cancel=check,
+        )
+        timings["complete"] = time.perf_counter() - t
+
+        occ = fit.occluded
+        samples = div.samples
+        if st.stitch:
+            samples = stitch(div.samples, fit.vertices, transition_weights(self.model.faces, occ, st.stitch_rings))
+        result = ReconstructionResult(
+            fit_vertices=fit.vertices,
+            visible_fit_vertices=np.where(occ[:, None], div.mean_completion, fit.vertices).astype(np.float32),
+            samples=samples, samples_raw=div.samples, latents=div.latents, mu=div.mu, logvar=div.logvar, occluded=occ,
+            faces=self.model.faces, uvs=self.model.uvs, uv_faces=self.model.uv_faces, camera=fit.camera,
+            crop_box=np.asarray(inputs.crop.box, np.float64), image_size=tuple(inputs.image.shape[:2]),
+            image_path=str(Path(image).resolve()) if isinstance(image, (str, Path)) else "",
+            head_model=self.model.meta.get("name", ""), head_model_hash=self.model_hash,
+            settings={**st.__dict__, "device": str(dev), "landmark_backend": inputs.landmarks.backend,
+                      "face_count": inputs.landmarks.face_count, "mask_source": inputs.mask_source},
+            versions=versions(), timings=timings,
+        )
+        path = None
+        if out_dir is not None:
+            t = time.perf_counter()
+            report("outputs", 0.0, "writing files")
+            from .outputs.reconstruction_files import write_reconstruction
+
+            with atomic_output_dir(out_dir) as tmp:
+                write_reconstruction(tmp, result, inputs, fit, fitter.renderer, self.model)
+            path = Path(out_dir) / "result.npz"
+            timings["outputs"] = time.perf_counter() - t
+        report("outputs", 1.0, "done")
+        return result, path
+
+    def interpolate(self, result_path, i: int, j: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode z(alpha) = (1 - alpha) z_i + alpha z_j for ``steps`` alphas in [0, 1] (Appendix A.3).
+        Returns (alphas (K,), vertices (K, V, 3))."""
+        res = ReconstructionResult.load(result_path)
+        M = res.num_samples
+        for name, k in (("--from", i), ("--to", j)):
+            if not 1 <= k <= M:
+                raise D3DFaceError(f"{name} {k}: the result has samples 1..{M}")
+        if steps < 2:
+            raise D3DFaceError("steps must be at least 2")
+        if res.head_model_hash and res.head_model_hash != self.model_hash:
+            raise D3DFaceError("the result was made with another head model than the one loaded")
+        alphas = np.linspace(0.0, 1.0, steps)
+        zi, zj = (torch.as_tensor(res.latents[k - 1], device=self.device) for k in (i, j))
+        a = torch.as_tensor(alphas, dtype=zi.dtype, device=self.device)[:, None, None]
+        with torch.no_grad():
+            verts = self.vae.decode((1 - a) * zi + a * zj).cpu().numpy()
+        if res.settings.get("stitch", False):
+            w = transition_weights(res.faces, res.occluded, int(res.settings.get("stitch_rings", 3)))
+            verts = stitch(verts, res.fit_vertices, w)
+        return alphas, verts
+
+
+def _raise_if(check) -> None:
+    if check():
+        raise Cancelled("cancelled")
+
+
+class _StageReporter:
+    def __init__(self, progress: Progress | None):
+        self.progress = progress
+
+    def __call__(self, stage: str, fraction: float, text: str = "") -> None:
+        if self.progress is None:
+            return
+        a, b = STAGES[stage]
+        self.progress(text or stage, a + (b - a) * min(max(fraction, 0.0), 1.0))
+
+
+_ENGINES: dict = {}
+
+
+def get_engine(model=None, device="auto", assets=None) -> ReconstructionEngine:
+    key = (str(model), str(device), str(assets))
+    if key not in _ENGINES:
+        _ENGINES[key] = ReconstructionEngine(model, device, assets)
+    return _ENGINES[key]
+
+
+def reconstruct(image, mask="auto", samples=8, seed=0, device="auto", diversity=1.0, out_dir=None, progress=None,
+                cancel=None, model=None, backend="auto", iterations=None):
+    """The library call: see ``ReconstructionEngine.reconstruct``."""
+    st = ReconstructSettings(samples=samples, seed=seed, mask=str(mask), backend=backend, diversity=diversity)
+    if iterations is not None:
+        st.iterations = iterations
+    return get_engine(model, device).reconstruct(image, st, out_dir, progress, cancel)
+
+
+def interpolate(result_path, i: int, j: int, steps: int, device="auto", model=None):
+    """Decoded vertices (steps, V, 3) between samples i and j (1-based) of a result file."""
+    return get_engine(model, device).interpolate(result_path, i, j, steps)[1]

@@ -1,0 +1,343 @@
+"""The engine worker: ``python -m d3dface.worker [--cache DIR]`` (DESIGN 2.1).
+
+Blender starts it once and reuses it between jobs (models stay loaded). It reads requests
+from stdin and writes protocol lines (``d3dface.worker_protocol``) to stdout; every other
+print, log line or native library message goes to stderr. One job runs at a time, in a
+thread, so that ``cancel`` is read while it runs; the job polls the cancel flag through its
+``progress`` and ``cancel`` callbacks and stops within a second.
+
+Errors: a D3DFaceError becomes an ``error`` with its kind and one-line message; any other
+exception an ``error`` of kind ``internal`` whose traceback goes to ``worker-errors.log`` in
+the cache folder (named in the message's ``log``), never to Blender's UI.
+
+The engine functions are ``d3dface.reconstruct.reconstruct`` and ``.interpolate``; the
+environment variable ``D3DFACE_WORKER_ENGINE`` names another module with the same two
+functions (tests use it for a fast stand-in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from . import worker_protocol as wp
+from .errors import D3DFaceError
+
+ENV_ENGINE = "D3DFACE_WORKER_ENGINE"
+ENV_CACHE = "D3DFACE_CACHE"
+PROGRESS_INTERVAL_S = 0.05
+
+try:  # the engine's own class once it exists; the worker only needs the kind
+    from .errors import Cancelled  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the engine version
+    class Cancelled(D3DFaceError):
+        """The user cancelled the job."""
+
+        kind = "cancelled"
+        exit_code = 130
+
+
+class Worker:
+    """The request loop. ``out`` is the protocol stream (a text file object)."""
+
+    def __init__(self, out, cache_dir: Path):
+        self.out = out
+        self.cache_dir = Path(cache_dir)
+        self._lock = threading.Lock()
+        self._job: threading.Thread | None = None
+        self._job_id: str | None = None
+        self._cancel = threading.Event()
+        self._models: dict = {}
+        self._engine = None
+
+    # ---- output -------------------------------------------------------------------------
+    def send(self, msg: dict) -> None:
+        line = wp.encode(msg)
+        with self._lock:
+            self.out.write(line)
+            self.out.flush()
+
+    # ---- loop ---------------------------------------------------------------------------
+    def serve(self, lines) -> None:
+        self.send(wp.ready(__version__, platform.python_version(), os.getpid()))
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                req = wp.parse_request(line)
+            except wp.ProtocolError as exc:
+                job_id = None
+                with contextlib.suppress(Exception):
+                    job_id = wp.decode(line).get("id")
+                self.send(wp.error(job_id if isinstance(job_id, str) else None, "protocol", str(exc)))
+                continue
+            op = req["op"]
+            if op == "shutdown":
+                break
+            if op == "cancel":
+                if self.busy and (req.get("id") in (None, self._job_id)):
+                    self._cancel.set()
+                continue
+            if self.busy:
+                self.send(wp.error(req["id"], "busy", f"the engine is busy with job {self._job_id}; "
+                                                      "cancel it or wait for it to finish"))
+                continue
+            self._start(req)
+        # stdin closed or shutdown: stop the running job quickly
+        self._cancel.set()
+        if self._job is not None:
+            self._job.join(timeout=5.0)
+
+    @property
+    def busy(self) -> bool:
+        return self._job_id is not None
+
+    def _start(self, req: dict) -> None:
+        if self._job is not None:
+            self._job.join()  # only its final send is left
+        self._cancel.clear()
+        self._job_id = req["id"]
+        self._job = threading.Thread(target=self._run, args=(req,), name=f"job-{req['id']}", daemon=True)
+        self._job.start()
+
+    def _run(self, req: dict) -> None:
+        job_id = req["id"]
+        try:
+            handler = {"reconstruct": self.reconstruct, "interpolate": self.interpolate, "check": self.check}[req["op"]]
+            msg = handler(job_id, req["args"])
+        except D3DFaceError as exc:
+            kind = "cancelled" if isinstance(exc, Cancelled) or type(exc).__name__ == "Cancelled" else exc.kind
+            msg = wp.error(job_id, kind, str(exc) if kind != "cancelled" else "cancelled")
+        except BaseException as exc:  # noqa: BLE001 - a programming error: one line here, traceback to the log
+            log = self._log_traceback(req)
+            msg = wp.error(job_id, "internal", f"internal error in the engine: {type(exc).__name__}: {exc}", log)
+        self._job_id = None  # free before the final line: a request that follows it is not refused
+        self.send(msg)
+
+    def _log_traceback(self, req: dict) -> str | None:
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            path = self.cache_dir / "worker-errors.log"
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {req.get('id')} {req.get('op')} "
+                         f"args={req.get('args')}\n{traceback.format_exc()}\n")
+            return str(path)
+        except OSError:
+            traceback.print_exc(file=sys.stderr)
+            return None
+
+    # ---- callbacks given to the engine ----------------------------------------------------
+    def _callbacks(self, job_id: str):
+        last = [0.0, None]
+
+        def cancel() -> bool:
+            return self._cancel.is_set()
+
+        def progress(stage: str, fraction: float) -> None:
+            if self._cancel.is_set():
+                raise Cancelled("cancelled")
+            now = time.monotonic()
+            if stage != last[1] or now - last[0] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+                last[0], last[1] = now, stage
+                self.send(wp.progress(job_id, str(stage).split(":")[0], fraction, stage))
+
+        return progress, cancel
+
+    def engine(self):
+        if self._engine is None:
+            self._engine = importlib.import_module(os.environ.get(ENV_ENGINE) or "d3dface.reconstruct")
+        return self._engine
+
+    def head_model(self, source):
+        key = str(source) if source else None
+        if key not in self._models:
+            from .head_model import load_head_model
+
+            self._models[key] = load_head_model(key)
+        return self._models[key]
+
+    def _out_dir(self, args: dict, prefix: str) -> Path:
+        if args.get("out_dir"):
+            path = Path(args["out_dir"])
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.cache_dir))
+
+    # ---- jobs -----------------------------------------------------------------------------
+    def reconstruct(self, job_id: str, args: dict) -> dict:
+        import numpy as np
+
+        from .atomic import write_atomic
+        from .errors import InputFileError
+        from .outputs.blender_scene import scene_hints
+
+        progress, cancel = self._callbacks(job_id)
+        progress("start: loading the engine", 0.0)
+        image = Path(str(args["image"])).expanduser()
+        if not image.is_file():
+            raise InputFileError(f"image not found: {image}")
+        out_dir = self._out_dir(args, "job-")
+        if image.suffix.lower() == ".npy":  # pixels of an image in the .blend (see blender_pixels_to_png)
+            image = blender_pixels_to_png(image, out_dir / "photo.png")
+        mask = args["mask"]
+        if mask not in (None, "auto", "none"):
+            if str(mask).lower().endswith(".npy"):
+                mask = str(blender_pixels_to_png(mask, out_dir / "painted_mask.png", args.get("mask_from_alpha", False)))
+            elif args.get("mask_from_alpha"):
+                mask = str(alpha_mask_to_png(mask, out_dir / "painted_mask.png"))
+        engine = self.engine()
+        model = self.head_model(args.get("model"))
+        res, path = engine.reconstruct(  # the engine writes (and replaces) its own output folder
+            str(image), mask=mask or "none", samples=int(args["samples"]), seed=int(args["seed"]),
+            device=args["device"], diversity=float(args["diversity"]), out_dir=str(out_dir / "result"),
+            progress=progress, cancel=cancel, model=args.get("model"),
+        )
+        if cancel():
+            raise Cancelled("cancelled")
+        progress("scene: preparing the Blender scene", 1.0)
+        hints = scene_hints(res, model, mean_texture=_mean_texture())
+        scene = write_atomic(Path(path).with_name("blender_scene.npz"), lambda p: np.savez(p, **hints))
+        info = {"samples": res.num_samples, "vertices": int(res.fit_vertices.shape[0]),
+                "timings": res.timings, "has_rig": "bone_heads" in hints}
+        return wp.result(job_id, str(path), str(scene), info)
+
+    def interpolate(self, job_id: str, args: dict) -> dict:
+        import numpy as np
+
+        from .atomic import write_atomic
+        from .errors import InputFileError
+
+        progress, cancel = self._callbacks(job_id)
+        progress("interpolate: decoding", 0.0)
+        result_path = Path(str(args["result"]))
+        if not result_path.is_file():
+            raise InputFileError(f"result file not found: {result_path} (re-run the reconstruction)")
+        i, j, steps = int(args["i"]), int(args["j"]), int(args["steps"])  # 1-based sample numbers
+        if steps < 2:
+            raise D3DFaceError("interpolate needs at least 2 steps")
+        verts = np.asarray(self.engine().interpolate(str(result_path), i, j, steps, args["device"],
+                                                    model=args.get("model")), np.float32)
+        if cancel():
+            raise Cancelled("cancelled")
+        out_dir = self._out_dir(args, "interp-")
+        path = write_atomic(out_dir / f"interpolate_{i:02d}_{j:02d}_{steps}.npz", lambda p: np.savez(
+            p, vertices=verts, alphas=np.linspace(0.0, 1.0, steps), i=np.array(i), j=np.array(j)))
+        progress("interpolate: done", 1.0)
+        return wp.result(job_id, str(path), None, {"steps": steps, "i": i, "j": j})
+
+    def check(self, job_id: str, args: dict) -> dict:
+        import numpy as np
+
+        progress, _ = self._callbacks(job_id)
+        progress("check: importing torch", 0.1)
+        info = {"engine": __version__, "python": platform.python_version(), "executable": sys.executable,
+                "numpy": np.__version__, "platform": platform.platform()}
+        import torch
+
+        info["torch"] = torch.__version__
+        info["cuda_available"] = bool(torch.cuda.is_available())
+        info["cuda_device"] = torch.cuda.get_device_name(0) if info["cuda_available"] else ""
+        device = args.get("device") or "auto"
+        info["device"] = ("cuda" if info["cuda_available"] else "cpu") if device == "auto" else device
+        if device == "cuda" and not info["cuda_available"]:
+            raise D3DFaceError("device cuda: no CUDA device is available to this torch build")
+        progress("check: loading the head model", 0.5)
+        model = self.head_model(args.get("model"))
+        info["head_model"] = model.meta.get("name", "") or str(args.get("model") or "default")
+        info["head_model_vertices"] = model.num_vertices
+        info["head_model_lbs"] = bool(model.has_lbs)
+        try:
+            eng = self.engine()
+            info["reconstruct"] = hasattr(eng, "reconstruct")
+        except ImportError as exc:
+            info["reconstruct"] = False
+            info["reconstruct_missing"] = str(exc)
+        progress("check: done", 1.0)
+        return wp.result(job_id, "", None, info)
+
+
+def _mean_texture() -> str:
+    from .paths import find_assets_dir
+
+    with contextlib.suppress(Exception):
+        assets = find_assets_dir(required=False)
+        if assets is not None and (assets / "flame" / "mean_texture.jpg").is_file():
+            return str(assets / "flame" / "mean_texture.jpg")
+    return ""
+
+
+def alpha_mask_to_png(path, out: Path) -> Path:
+    """A mask painted by erasing alpha (the add-on's painted mask) -> white = occluded PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from .atomic import write_atomic
+    from .errors import InputFileError
+
+    try:
+        with Image.open(path) as im:
+            rgba = np.asarray(im.convert("RGBA"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read the painted mask {path}: {exc}") from None
+    mask = np.where(rgba[..., 3] < 128, 255, 0).astype(np.uint8)
+    return write_atomic(out, lambda p: Image.fromarray(mask, "L").save(p))
+
+
+def blender_pixels_to_png(path, out: Path, mask_from_alpha: bool = False) -> Path:
+    """An image from the .blend, sent as its ``Image.pixels`` (an .npy of (H, W, C) floats in
+    0..1, bottom row first) -> a PNG the engine reads: the picture itself, or with
+    ``mask_from_alpha`` the painted mask (alpha < 0.5, i.e. erased, = occluded = white)."""
+    import numpy as np
+    from PIL import Image
+
+    from .atomic import write_atomic
+    from .errors import InputFileError
+
+    try:
+        px = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read the image pixels {path}: {exc}") from None
+    if px.ndim != 3 or px.shape[2] not in (1, 3, 4) or px.size == 0:
+        raise InputFileError(f"image pixels {path} have shape {px.shape}, expected (H, W, 1|3|4)")
+    px = px[::-1]  # Blender stores the bottom row first
+    if mask_from_alpha:
+        alpha = px[..., 3] if px.shape[2] == 4 else np.ones(px.shape[:2])
+        img = Image.fromarray(np.where(alpha < 0.5, 255, 0).astype(np.uint8), "L")
+    else:
+        rgb = np.repeat(px, 3, 2) if px.shape[2] == 1 else px[..., :3]
+        img = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
+    return write_atomic(out, lambda p: img.save(p))
+
+
+def _protocol_stream():
+    """Keep the real stdout for protocol lines; send fd 1 (C libraries) and sys.stdout to stderr."""
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return proto
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m d3dface.worker", description="d3dface engine worker (JSON lines)")
+    parser.add_argument("--cache", default=os.environ.get(ENV_CACHE) or str(Path(tempfile.gettempdir()) / "d3dface"))
+    args = parser.parse_args(argv)
+    out = _protocol_stream()
+    worker = Worker(out, Path(args.cache))
+    worker.serve(iter(sys.stdin.readline, ""))
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

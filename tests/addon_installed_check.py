@@ -1,0 +1,58 @@
+"""Run inside a fresh process with BLENDER_USER_RESOURCES set: install the extension zip into
+that user folder with Blender's own installer, enable it, reconstruct a photo with the
+documented operator, and print a JSON summary (the test compares it with the result file).
+
+    python tests/addon_installed_check.py ZIP IMAGE MASK SAMPLES OUT_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    zip_path, image, mask, samples, out_json = sys.argv[1:6]
+    import bpy
+
+    r = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    assert r == {"FINISHED"}, r
+    mod = "bl_ext.user_default.d3dface"
+    assert mod in bpy.context.preferences.addons, [a.module for a in bpy.context.preferences.addons]
+    import importlib
+
+    addon = importlib.import_module(mod)
+    api = importlib.import_module(mod + ".api")
+    bpy.context.preferences.addons[mod].preferences.cache_dir = str(__import__("pathlib").Path(out_json).parent / "cache")
+    win = bpy.context.window_manager.windows[0]
+    area = next(a for a in win.screen.areas if a.type == "VIEW_3D")
+    summary = {"module": addon.__name__}
+    with bpy.context.temp_override(window=win, screen=win.screen, area=area):
+        bpy.ops.ed.undo_push(message="before")
+        before = sorted(o.name for o in bpy.data.objects)
+        t0 = time.time()
+        bpy.ops.d3dface.reconstruct("EXEC_DEFAULT", True, filepath=image, mask=mask, samples=int(samples), device="CPU")
+        summary["seconds"] = time.time() - t0
+        obj = bpy.data.objects[importlib.import_module(mod + ".jobs").RUNNER.last_object]
+        keys = [kb.name for kb in obj.data.shape_keys.key_blocks]
+        result_path = api.settings(obj)["result_path"]
+        with np.load(result_path) as d:
+            expect = {"Basis": d["fit_vertices"], "Visible fit": d["visible_fit_vertices"],
+                      **{f"Sample {k + 1:02d}": d["samples"][k] for k in range(d["samples"].shape[0])}}
+        summary.update({
+            "object": obj.name, "vertices": len(obj.data.vertices), "keys": keys, "result": result_path,
+            "max_key_error": max(float(np.abs(api.shape_key(obj, n) - v).max()) for n, v in expect.items()),
+            "expected_keys": list(expect),
+        })
+        bpy.ops.ed.undo()
+        summary["undo_restores"] = sorted(o.name for o in bpy.data.objects) == before
+    importlib.import_module(mod + ".jobs").RUNNER.shutdown()
+    with open(out_json, "w") as fh:
+        json.dump(summary, fh)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The engine worker and its protocol (DESIGN 2.1), with a fast stand-in engine
+(tests/addon_fake_engine.py) in a real worker process, and the add-on's bpy-free client."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from d3dface import worker_protocol as wp
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+IMAGE = REPO.parent / "shared" / "images" / "occluded" / "glasses_woman.jpg"
+sys.path.insert(0, str(REPO))  # d3dface_addon.worker_client is bpy-free
+
+from d3dface_addon.worker_client import EngineBusy, WorkerClient  # noqa: E402
+
+
+def fake_env(seconds=0.4, **extra) -> dict:
+    env = dict(os.environ)
+    env.update({"D3DFACE_WORKER_ENGINE": "addon_fake_engine", "D3DFACE_FAKE_SECONDS": str(seconds),
+                "PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])})
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A worker process driven line by line."""
+
+    def __init__(self, cache: Path, **env):
+        self.proc = subprocess.Popen([sys.executable, "-m", "d3dface.worker", "--cache", str(cache)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=fake_env(**env), bufsize=1)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self._queue.put(x) for x in self.proc.stdout], daemon=True).start()
+
+    def send(self, obj) -> None:
+        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+        self.proc.stdin.flush()
+
+    def read(self, timeout=30.0) -> dict:
+        try:
+            line = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("no line from the worker") from None
+        self.lines.append(line)
+        return json.loads(line)  # every stdout line is protocol JSON
+
+    def until_final(self, job_id: str, timeout=30.0) -> tuple[dict, list[dict]]:
+        progress = []
+        while True:
+            msg = self.read(timeout)
+            if msg.get("id") == job_id and msg["type"] in wp.FINAL_TYPES:
+                return msg, progress
+            if msg["type"] == "progress" and msg["id"] == job_id:
+                progress.append(msg)
+
+    def close(self) -> str:
+        self.send({"op": "shutdown"})
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    w = Worker(tmp_path_factory.mktemp("cache"))
+    ready = w.read(60)
+    assert ready["type"] == "ready" and ready["protocol"] == wp.PROTOCOL_VERSION
+    yield w
+    w.close()
+
+
+# ---- the protocol module --------------------------------------------------------------
+def test_requests_are_parsed_with_defaults_and_checked():
+    req = wp.parse_request('{"op": "reconstruct", "id": "a", "args": {"image": "x.jpg"}}')
+    assert req["args"]["samples"] == 8 and req["args"]["mask"] == "auto" and req["args"]["image"] == "x.jpg"
+    for bad in ['{"op": "explode", "id": "a"}', '{"op": "reconstruct", "args": {"image": "x"}}',
+                '{"op": "reconstruct", "id": "a", "args": {}}', '{"op": "check", "id": "a", "args": {"colour": 1}}',
+                "[1, 2]", "not json"]:
+        with pytest.raises(wp.ProtocolError):
+            wp.parse_request(bad)
+    assert wp.parse_request('{"op": "cancel"}')["op"] == "cancel"
+    line = wp.encode(wp.error("a", "file", "two\nlines"))
+    assert line.endswith("\n") and line.count("\n") == 1 and json.loads(line)["message"] == "two lines"
+
+
+# ---- the worker process ---------------------------------------------------------------
+def test_reconstruct_reports_progress_then_one_result(worker, tmp_path):
+    worker.send({"op": "reconstruct", "id": "r1", "args": {"image": str(IMAGE), "samples": 3, "out_dir": str(tmp_path)}})
+    final, progress = worker.until_final("r1")
+    assert final["type"] == "result", final
+    fr = [p["fraction"] for p in progress]
+    assert len(fr) >= 5 and fr == sorted(fr) and all(0 <= f <= 1 for f in fr)
+    assert {"fit", "diversity"} <= {p["stage"] for p in progress}
+    from d3dface.outputs.result_file import ReconstructionResult
+
+    res = ReconstructionResult.load(final["path"])
+    assert res.samples.shape == (3, 5023, 3) and final["info"]["samples"] == 3
+    assert Path(final["scene"]).is_file()
+
+
+def test_second_job_is_refused_while_one_runs(worker, tmp_path):
+    worker.send({"op": "reconstruct", "id": "long", "args": {"image": str(IMAGE), "samples": 2, "out_dir": str(tmp_path)}})
+    worker.send({"op": "check", "id": "second"})
+    finals = {}
+    while len(finals) < 2:
+        msg = worker.read()
+        if msg["type"] in wp.FINAL_TYPES:
+            finals[msg["id"]] = msg
+    refused = finals["second"]
+    assert refused["type"] == "error" and refused["kind"] == "busy" and "busy" in refused["message"]
+    assert finals["long"]["type"] == "result"  # the running job was not disturbed
+
+
+def test_bad_image_and_bad_lines_are_one_line_errors(worker, tmp_path):
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_text("this is not a picture")
+    worker.send({"op": "reconstruct", "id": "bad", "args": {"image": str(bad), "out_dir": str(tmp_path)}})
+    final, _ = worker.until_final("bad")
+    assert final["type"] == "error" and final["kind"] == "file" and "\n" not in final["message"]
+    worker.send({"op": "reconstruct", "id": "gone", "args": {"image": str(tmp_path / "missing.png")}})
+    final, _ = worker.until_final("gone")
+    assert final["kind"] == "file" and "not found" in final["message"]
+    worker.send("garbage")
+    msg = worker.read()
+    assert msg["type"] == "error" and msg["kind"] == "protocol"
+
+
+def test_check_reports_versions_and_device(worker):
+    worker.send({"op": "check", "id": "c1", "args": {"device": "cpu"}})
+    final, _ = worker.until_final("c1", timeout=60)
+    info = final["info"]
+    import torch
+
+    assert final["type"] == "result" and info["torch"] == torch.__version__ and info["device"] == "cpu"
+    assert info["head_model_vertices"] == 5023 and info["reconstruct"] is True
+
+
+def test_interpolate_decodes_between_two_samples(worker, tmp_path):
+    worker.send({"op": "reconstruct", "id": "r2", "args": {"image": str(IMAGE), "samples": 3, "out_dir": str(tmp_path)}})
+    result, _ = worker.until_final("r2")
+    worker.send({"op": "interpolate", "id": "i1", "args": {"result": result["path"], "i": 1, "j": 3, "steps": 5,
+                                                           "out_dir": str(tmp_path / "i")}})
+    final, _ = worker.until_final("i1")
+    with np.load(final["path"]) as d:
+        v, a = d["vertices"], d["alphas"]
+    with np.load(result["path"]) as d:
+        s = d["samples"]
+    assert v.shape == (5, 5023, 3) and np.allclose(a, [0, 0.25, 0.5, 0.75, 1])
+    assert np.allclose(v[2], 0.5 * (s[0] + s[2]), atol=1e-6)
+
+
+def test_stdout_carries_protocol_lines_only(worker):
+    # the stand-in engine prints to stdout on every reconstruct; every line read so far was JSON
+    assert worker.lines and all(json.loads(line)["type"] in wp.MESSAGE_TYPES for line in worker.lines)
+
+
+def test_cancel_stops_a_job_within_a_second(tmp_path):
+    w = Worker(tmp_path / "cache", seconds=30)
+    try:
+        assert w.read(60)["type"] == "ready"
+        w.send({"op": "reconstruct", "id": "c", "args": {"image": str(IMAGE), "out_dir": str(tmp_path)}})
+        while w.read().get("stage") != "fit":
+            pass
+        t0 = time.monotonic()
+        w.send({"op": "cancel", "id": "c"})
+        final, _ = w.until_final("c", timeout=5)
+        assert final["type"] == "error" and final["kind"] == "cancelled"
+        assert time.monotonic() - t0 < 1.0
+        assert not (tmp_path / "result" / "result.npz").exists()
+    finally:
+        w.close()
+
+
+def test_internal_errors_go_to_the_log_not_the_message(tmp_path):
+    w = Worker(tmp_path / "cache", D3DFACE_FAKE_CRASH="1", seconds=0.05)
+    try:
+        assert w.read(60)["type"] == "ready"
+        w.send({"op": "reconstruct", "id": "x", "args": {"image": str(IMAGE), "out_dir": str(tmp_path)}})
+        final, _ = w.until_final("x")
+        assert final["kind"] == "internal" and "fake engine crash" in final["message"]
+        assert "Traceback" not in final["message"] and "\n" not in final["message"]
+        assert "Traceback" in Path(final["log"]).read_text() and Path(final["log"]).parent == tmp_path / "cache"
+    finally:
+        w.close()
+
+
+# ---- scene hints (the numbers the add-on must not compute) ----------------------------------
+def test_scene_hints_match_the_engine_camera_and_rig():
+    import torch
+
+    sys.path.insert(0, str(TESTS))
+    from addon_fake_engine import template_result
+
+    from d3dface.head_model import load_head_model
+    from d3dface.outputs.blender_scene import scene_hints
+    from d3dface.render.cameras import PerspectiveCamera
+
+    res = template_result(2, image_size=(400, 300))
+    model = load_head_model(None)
+    h = scene_hints(res, model)
+    c = res.camera
+    t = lambda k: torch.tensor([c[k]], dtype=torch.float64)  # noqa: E731
+    cam = PerspectiveCamera(t("focal"), t("principal"), t("rotation"), t("translation"), tuple(c["image_size"]))
+    pix, _ = cam.project(torch.as_tensor(res.fit_vertices, dtype=torch.float64)[None])
+    x0, y0, x1, _ = res.crop_box
+    photo = pix[0].numpy() * (x1 - x0) / 224 + [x0, y0]  # crop px -> photo px
+    H, W = res.image_size
+    expect = np.stack([(photo[:, 0] + 0.5) / W, 1 - (photo[:, 1] + 0.5) / H], 1)
+    assert np.allclose(h["photo_uv"], expect, atol=1e-5)
+    # camera -> world is the inverse of the engine's world -> camera
+    w2c = np.eye(4)
+    w2c[:3, :3] = cam.rotation_matrix()[0].numpy()
+    w2c[:3, 3] = c["translation"]
+    assert np.allclose(h["camera_matrix"] @ w2c, np.eye(4), atol=1e-9)
+    assert np.allclose(h["bone_heads"], model.joint_regressor.astype(np.float64) @ res.fit_vertices, atol=1e-6)
+    # the grouped weights rebuild the skinning weights to the rounding step
+    rebuilt = np.zeros_like(model.skinning_weights, dtype=np.float64)
+    off = h["weight_offsets"]
+    for k, (j, w) in enumerate(zip(h["weight_joint"], h["weight_value"])):
+        rebuilt[h["weight_vertices"][off[k]:off[k + 1]], j] = w
+    assert np.abs(rebuilt - model.skinning_weights).max() <= 5e-4 + 1e-9
+    assert h["visible"].sum() == (~res.occluded).sum()
+
+
+# ---- the add-on's client (no bpy) ------------------------------------------------------------
+def test_client_survives_a_killed_worker_and_refuses_a_second_job(tmp_path):
+    client = WorkerClient(sys.executable, str(tmp_path / "cache"), fake_env(seconds=20))
+    try:
+        job = client.submit("reconstruct", {"image": str(IMAGE), "samples": 2, "out_dir": str(tmp_path / "a")})
+        with pytest.raises(EngineBusy):
+            client.submit("check", {})
+        while client.poll() is job and job.stage in ("starting", "start"):
+            time.sleep(0.02)
+        os.kill(client.pid, 9)
+        t0 = time.monotonic()
+        while job.running and time.monotonic() - t0 < 5:
+            client.poll()
+            time.sleep(0.02)
+        assert job.state == "failed" and job.kind == "worker" and "stopped unexpectedly" in job.message
+        client.env["D3DFACE_FAKE_SECONDS"] = "0.1"
+        job2 = client.wait(client.submit("reconstruct", {"image": str(IMAGE), "samples": 2, "out_dir": str(tmp_path / "b")}), 60)
+        assert job2.state == "done" and Path(job2.result_path).is_file()
+    finally:
+        client.stop()
+
+
+def test_the_addon_never_imports_torch_or_the_engine():
+    import re
+
+    for f in (REPO / "d3dface_addon").glob("*.py"):
+        text = f.read_text()
+        assert not re.search(r"^\s*(import|from)\s+(torch|d3dface)\b", text, re.M), f.name
