@@ -31,20 +31,11 @@ from pathlib import Path
 
 from . import __version__
 from . import worker_protocol as wp
-from .errors import D3DFaceError
+from .errors import Cancelled, D3DFaceError
 
 ENV_ENGINE = "D3DFACE_WORKER_ENGINE"
 ENV_CACHE = "D3DFACE_CACHE"
 PROGRESS_INTERVAL_S = 0.05
-
-try:  # the engine's own class once it exists; the worker only needs the kind
-    from .errors import Cancelled  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the engine version
-    class Cancelled(D3DFaceError):
-        """The user cancelled the job."""
-
-        kind = "cancelled"
-        exit_code = 130
 
 
 class Worker:
@@ -116,7 +107,7 @@ class Worker:
             handler = {"reconstruct": self.reconstruct, "interpolate": self.interpolate, "check": self.check}[req["op"]]
             msg = handler(job_id, req["args"])
         except D3DFaceError as exc:
-            kind = "cancelled" if isinstance(exc, Cancelled) or type(exc).__name__ == "Cancelled" else exc.kind
+            kind = exc.kind
             msg = wp.error(job_id, kind, str(exc) if kind != "cancelled" else "cancelled")
         except BaseException as exc:  # noqa: BLE001 - a programming error: one line here, traceback to the log
             log = self._log_traceback(req)

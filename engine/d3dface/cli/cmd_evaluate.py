@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=8, help="samples per face (M)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=1, help="processes to share the faces (one torch thread each)")
     p.add_argument("--out", required=True, help="output folder: table.md, table.csv, rows.json, chart.png")
     p.set_defaults(run=run)
     register_photos(sub)
@@ -26,7 +27,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from ..evaluation.diversity_eval import METHODS, EvalSettings, evaluate_diversity
+    from ..devices import resolve_device
+    from ..evaluation.diversity_eval import METHODS, EvalSettings, evaluate_diversity, evaluate_parallel
     from ..evaluation.synthetic_faces import OCCLUDER_TYPES
     from ..outputs.charts import bar_chart
     from ..outputs.pictures import grid, write_png
@@ -36,16 +38,20 @@ def run(args) -> int:
     if args.quick:
         st = EvalSettings(faces_per_type=3, samples=min(args.samples, 6), seed=args.seed, fit_landmark_iters=80,
                           fit_photometric_iters=25, diversify_iters=40)
-    engine = get_engine(None, args.device)
+    device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     bar = tqdm(total=3 * st.faces_per_type, desc="evaluate", unit="face")
-    ev = evaluate_diversity(engine, st, progress=lambda d, t: bar.update(d - bar.n))
+    if args.workers > 1:
+        ev = evaluate_parallel(st, args.workers, device, progress=lambda d, t: bar.update(d - bar.n))
+    else:
+        ev = evaluate_diversity(get_engine(None, device), st, progress=lambda d, t: bar.update(d - bar.n))
     bar.close()
     s = ev.summary()
     groups = [*OCCLUDER_TYPES, "overall"]
     ratio = bar_chart(groups, {m: [s[m][k]["asd_ratio"] for k in groups] for m in METHODS}, "ASD-O / ASD-V (higher is better)")
     cse = bar_chart(groups, {m: [s[m][k]["cse_mm"] for k in groups] for m in METHODS}, "CSE, mm (lower is better)")
-    text = ev.markdown() + f"\n\n{st.faces_per_type} faces per type, M = {st.samples}, {time.perf_counter() - t0:.0f} s, device {engine.device}\n"
+    text = (ev.markdown() + f"\n\n{st.faces_per_type} faces per type, M = {st.samples}, {time.perf_counter() - t0:.0f} s, "
+            f"device {device}, {args.workers} worker(s)\n")
     with atomic_output_dir(args.out) as tmp:
         write_text_atomic(Path(tmp) / "table.md", text)
         write_text_atomic(Path(tmp) / "table.csv", ev.csv())

@@ -94,22 +94,57 @@ def _mean(values) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def evaluate_diversity(engine, settings: EvalSettings | None = None, progress=None) -> DiversityEvaluation:
+def face_jobs(st: EvalSettings) -> list[tuple[str, int]]:
+    """(occluder, seed) of every test face; test seeds never meet training seeds."""
+    return [(kind, TEST_SEED_BASE + st.seed * 10_000 + ti * 1000 + i)
+            for ti, kind in enumerate(OCCLUDER_TYPES) for i in range(st.faces_per_type)]
+
+
+def evaluate_diversity(engine, settings: EvalSettings | None = None, progress=None, jobs=None) -> DiversityEvaluation:
     """engine: a ``ReconstructionEngine`` (head model, local model, Mesh-VAE on its device)."""
     st = settings or EvalSettings()
-    model, dev = engine.model, engine.device
     fitters = {m: engine.fitter(m) for m in ("global", "global+local")}
     saved = {m: (f.settings.iters_landmarks, f.settings.iters_photometric) for m, f in fitters.items()}
     for f in fitters.values():
         f.settings.iters_landmarks, f.settings.iters_photometric = st.fit_landmark_iters, st.fit_photometric_iters
     try:
-        return _evaluate(engine, st, fitters, progress)
+        return _evaluate(engine, st, fitters, progress, face_jobs(st) if jobs is None else jobs)
     finally:
         for m, f in fitters.items():
             f.settings.iters_landmarks, f.settings.iters_photometric = saved[m]
 
 
-def _evaluate(engine, st: EvalSettings, fitters: dict, progress) -> DiversityEvaluation:
+def _evaluate_chunk(args) -> DiversityEvaluation:
+    """One worker process's share (``--workers``): its own engine, one torch thread."""
+    st, jobs, device = args
+    torch.set_num_threads(1)
+    from ..reconstruct import get_engine
+
+    return evaluate_diversity(get_engine(None, device), st, None, jobs)
+
+
+def evaluate_parallel(st: EvalSettings, workers: int, device: str = "cpu", progress=None) -> DiversityEvaluation:
+    """The same evaluation split over ``workers`` processes (faces dealt round-robin)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    jobs = face_jobs(st)
+    chunks = [jobs[k::workers] for k in range(workers)]
+    chunks = [c for c in chunks if c]
+    out, done = DiversityEvaluation(), 0
+    with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_evaluate_chunk, (st, c, device)) for c in chunks]
+        for fut in as_completed(futures):
+            part = fut.result()
+            out.rows += part.rows
+            out.fit_errors += part.fit_errors
+            done += len(part.fit_errors)
+            if progress:
+                progress(done, len(jobs))
+    return out
+
+
+def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> DiversityEvaluation:
     model, dev = engine.model, engine.device
     maker = SyntheticFaceMaker(model, engine.texture_path)
     face = model.regions["face"]
@@ -119,40 +154,38 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress) -> DiversityEva
         excl[torch.as_tensor(model.regions[r], device=dev)] = True
     div = DiversifySettings(samples=st.samples, iterations=st.diversify_iters, seed=st.seed)
     out = DiversityEvaluation()
-    total, done = st.faces_per_type * len(OCCLUDER_TYPES), 0
-    for ti, kind in enumerate(OCCLUDER_TYPES):
-        for i in range(st.faces_per_type):
-            seed = TEST_SEED_BASE + st.seed * 10_000 + ti * 1000 + i
-            f = maker.make(seed, kind)
-            fits = {m: fitters[m].fit(f.evidence) for m in fitters}
-            out.fit_errors.append({"occluder": kind, "seed": seed,
-                                   **{m: shape_error_mm(fits[m].vertices, f.gt_vertices, face) for m in fits}})
-            for method in METHODS:
-                t0 = time.perf_counter()
-                fit = fits["global"] if method == "global+dpp" else fits["global+local"]
-                S = torch.as_tensor(fit.vertices, device=dev)
-                occ = torch.as_tensor(fit.occluded, device=dev)
-                if method in ("global+dpp", "global_local+dpp"):
-                    fitter = fitters["global" if method == "global+dpp" else "global+local"]
-                    basis = fitter.basis_t.T.reshape(model.num_vertices, 3, -1)
-                    coef0 = torch.as_tensor(np.concatenate([fit.params["shape"], fit.params["expression"], fit.params["local"]]),
-                                            dtype=torch.float32, device=dev)
-                    samples, _ = diversify_linear(basis, coef0, S, occ, div, excl)
-                elif method == "vae":
-                    with torch.no_grad():
-                        mu, logvar = engine.vae.encode(S[None], ~occ[None])
-                        g = torch.Generator().manual_seed(st.seed)
-                        eps = torch.randn((st.samples, *mu.shape[1:]), generator=g).to(dev)
-                        samples = engine.vae.decode(mu + torch.exp(0.5 * logvar) * eps).cpu().numpy()
-                elif method == "ours":
-                    samples = diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
-                    ours_raw = samples
-                else:  # ours+stitch: the same samples, stitched
-                    samples = stitch(ours_raw, fit.vertices, transition_weights(model.faces, fit.occluded))
-                dm = diversity_metrics(samples, f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid")
-                out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(),
-                                 "seconds": time.perf_counter() - t0})
-            done += 1
-            if progress:
-                progress(done, total)
+    total, done = len(jobs), 0
+    for kind, seed in jobs:
+        f = maker.make(seed, kind)
+        fits = {m: fitters[m].fit(f.evidence) for m in fitters}
+        out.fit_errors.append({"occluder": kind, "seed": seed,
+                               **{m: shape_error_mm(fits[m].vertices, f.gt_vertices, face) for m in fits}})
+        for method in METHODS:
+            t0 = time.perf_counter()
+            fit = fits["global"] if method == "global+dpp" else fits["global+local"]
+            S = torch.as_tensor(fit.vertices, device=dev)
+            occ = torch.as_tensor(fit.occluded, device=dev)
+            if method in ("global+dpp", "global_local+dpp"):
+                fitter = fitters["global" if method == "global+dpp" else "global+local"]
+                basis = fitter.basis_t.T.reshape(model.num_vertices, 3, -1)
+                coef0 = torch.as_tensor(np.concatenate([fit.params["shape"], fit.params["expression"], fit.params["local"]]),
+                                        dtype=torch.float32, device=dev)
+                samples, _ = diversify_linear(basis, coef0, S, occ, div, excl)
+            elif method == "vae":
+                with torch.no_grad():
+                    mu, logvar = engine.vae.encode(S[None], ~occ[None])
+                    g = torch.Generator().manual_seed(st.seed)
+                    eps = torch.randn((st.samples, *mu.shape[1:]), generator=g).to(dev)
+                    samples = engine.vae.decode(mu + torch.exp(0.5 * logvar) * eps).cpu().numpy()
+            elif method == "ours":
+                samples = diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
+                ours_raw = samples
+            else:  # ours+stitch: the same samples, stitched
+                samples = stitch(ours_raw, fit.vertices, transition_weights(model.faces, fit.occluded))
+            dm = diversity_metrics(samples, f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid")
+            out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(),
+                             "seconds": time.perf_counter() - t0})
+        done += 1
+        if progress:
+            progress(done, total)
     return out
