@@ -97,6 +97,7 @@ def demo() -> None:
     d3dface = VENV / "bin" / "d3dface"
     run([d3dface, "info"])
     run([d3dface, "reconstruct", DEMO_IMAGE, "--mask", DEMO_MASK, "--samples", "8", "--seed", "0", "--out", DEMO_OUT])
+    run([PY, ROOT / "scripts" / "write_blend.py", DEMO_OUT / "result.npz", DEMO_OUT / "result.blend"])
     log(f"demo done in {time.time() - t0:.1f} s; outputs in {DEMO_OUT}")
 
 

@@ -89,7 +89,8 @@ def test_reconstruct_library_call_and_interpolation(engine, tmp_path):
     assert path == tmp_path / "rec" / "result.npz" and path.is_file()
     assert stages == sorted(stages) and stages[-1] == 1.0
     names = {p.name for p in (tmp_path / "rec").iterdir()}
-    assert names == {"result.npz", "fit.obj", "fit.ply", "visible_fit.obj", "visible_fit.ply", "samples", "contact_sheet.png"}
+    assert names == {"result.npz", "blender_scene.npz", "fit.obj", "fit.ply", "visible_fit.obj", "visible_fit.ply", "samples",
+                     "contact_sheet.png"}
     assert len(list((tmp_path / "rec" / "samples").iterdir())) == 6
     loaded = ReconstructionResult.load(path)
     np.testing.assert_array_equal(loaded.samples, result.samples)

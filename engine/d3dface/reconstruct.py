@@ -11,6 +11,7 @@ Stages: face inputs -> partial fit (Algorithm 1) -> Mesh-VAE encoder -> DPP dive
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from .devices import resolve_device
 from .errors import D3DFaceError, InputFileError
 from .fit.evidence import evidence_from_inputs
 from .fit.local_model import load_or_build_local_model, template_hash
-from .fit.partial_fit import PartialFitter
+from .fit.partial_fit import INNER, MIN_VISIBLE_LANDMARKS, PartialFitter
 from .fit.regions import eyeball_vertices
 from .fit.settings import FitSettings
 from .head_model import HeadLayer, load_head_model
@@ -131,6 +132,13 @@ class ReconstructionEngine:
         t = time.perf_counter()
         report("inputs", 0.0, "landmarks and masks")
         inputs = prepare_face_inputs(image, mask=st.mask, backend=st.backend)
+        notes = []
+        if st.mask == "auto" and int(inputs.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
+            # the automatic mask can mistake skin for an occluder; with too little left to fit,
+            # carry on without it rather than fail (a given mask is the user's word: it stays)
+            notes.append("the automatic occlusion mask hid too much of the face; reconstructed without a mask")
+            print(f"d3dface: note: {notes[-1]} (pass --mask FILE to give one)", file=sys.stderr)
+            inputs = prepare_face_inputs(image, mask="none", backend=st.backend)
         timings["inputs"] = time.perf_counter() - t
         if check():
             raise Cancelled("cancelled")
@@ -168,7 +176,7 @@ class ReconstructionEngine:
             image_path=str(Path(image).resolve()) if isinstance(image, (str, Path)) else "",
             head_model=self.model.meta.get("name", ""), head_model_hash=self.model_hash,
             settings={**st.__dict__, "device": str(dev), "landmark_backend": inputs.landmarks.backend,
-                      "face_count": inputs.landmarks.face_count, "mask_source": inputs.mask_source},
+                      "face_count": inputs.landmarks.face_count, "mask_source": inputs.mask_source, "notes": notes},
             versions=versions(), timings=timings,
         )
         path = None
@@ -178,7 +186,7 @@ class ReconstructionEngine:
             from .outputs.reconstruction_files import write_reconstruction
 
             with atomic_output_dir(out_dir) as tmp:
-                write_reconstruction(tmp, result, inputs, fit, fitter.renderer, self.model)
+                write_reconstruction(tmp, result, inputs, fit, fitter.renderer, self.model, self.texture_path)
             path = Path(out_dir) / "result.npz"
             timings["outputs"] = time.perf_counter() - t
         report("outputs", 1.0, "done")

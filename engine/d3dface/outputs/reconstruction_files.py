@@ -1,5 +1,6 @@
-"""Files of a reconstruction: result.npz, the fit and every sample as .obj (FLAME UVs) and
-.ply, and the contact sheet."""
+"""Files of a reconstruction: result.npz, blender_scene.npz (what the Blender add-on needs to
+build the scene: photo projection, camera, rig), the fit and every sample as .obj (FLAME UVs)
+and .ply, and the contact sheet."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
+from .blender_scene import scene_hints
 from .contact_sheet import contact_sheet
 from .fit_files import fit_overlay
 from .mesh_files import write_mesh
 from .pictures import write_png
 
 
-def write_reconstruction(folder: Path, result, inputs, fit, renderer, model) -> None:
+def write_reconstruction(folder: Path, result, inputs, fit, renderer, model, texture_path=None) -> None:
     folder = Path(folder)
     result.save(folder / "result.npz")
+    hints = scene_hints(result, model, mean_texture=str(texture_path or ""))
+    write_atomic(folder / "blender_scene.npz", lambda p: np.savez(p, **hints))
     for suffix in (".obj", ".ply"):
         write_mesh(folder / f"fit{suffix}", result.fit_vertices, model.faces, model.uvs, model.uv_faces)
         write_mesh(folder / f"visible_fit{suffix}", result.visible_fit_vertices, model.faces, model.uvs, model.uv_faces)
