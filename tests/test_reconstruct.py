@@ -164,3 +164,17 @@ def test_stitching_takes_the_fit_where_seen_and_the_sample_deep_inside(engine):
     out = stitch(samples, partial, w)
     np.testing.assert_array_equal(out[:, ~occ], np.broadcast_to(partial[~occ], out[:, ~occ].shape).astype(np.float32))
     np.testing.assert_allclose(out[:, depth >= 4], samples[:, depth >= 4], atol=1e-7)
+
+
+def test_gpu_out_of_memory_is_one_clear_error(engine, monkeypatch):
+    from d3dface.errors import ResourceError
+
+    fitter = engine.fitter("global+local")
+
+    def oom(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(fitter, "fit", oom)
+    with pytest.raises(ResourceError) as info:
+        engine.reconstruct(PHOTO, ReconstructSettings(samples=2, mask=str(MASK), iterations=2), None)
+    assert "out of memory" in str(info.value) and "\n" not in str(info.value)

@@ -19,3 +19,23 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise D3DFaceError(f"unknown device {name!r} (auto, cpu or cuda)")
     return torch.device(name)
+
+
+ENV_THREADS = "D3DFACE_THREADS"
+
+
+def configure_threads() -> int:
+    """CPU threads for torch in the command line and the worker: ``$D3DFACE_THREADS``, default 1.
+
+    The engine's work is many small tensor operations; on a small machine shared with Blender's
+    user interface or other jobs, a second torch thread that has to wait for a busy core slows
+    every operation down (up to 20x measured on this project's 2-core machine), while one thread
+    loses little when the machine is quiet. Set D3DFACE_THREADS to use more."""
+    import os
+
+    try:
+        n = max(1, int(os.environ.get(ENV_THREADS, "1")))
+    except ValueError:
+        n = 1
+    torch.set_num_threads(n)
+    return n

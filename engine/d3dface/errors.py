@@ -34,6 +34,13 @@ class OutputError(D3DFaceError):
     exit_code = 3
 
 
+class ResourceError(D3DFaceError):
+    """The machine ran out of something (GPU memory)."""
+
+    kind = "resources"
+    exit_code = 4
+
+
 class Cancelled(D3DFaceError):
     """The user cancelled the job."""
 

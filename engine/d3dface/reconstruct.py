@@ -26,7 +26,7 @@ from .complete.diversify import Cancelled, DiversifySettings, diversify, latent_
 from .complete.stitching import stitch, transition_weights
 from .complete.vae_checkpoint import load_default_vae, load_vae
 from .devices import resolve_device
-from .errors import D3DFaceError, InputFileError
+from .errors import D3DFaceError, InputFileError, ResourceError
 from .fit.evidence import evidence_from_inputs
 from .fit.local_model import load_or_build_local_model, template_hash
 from .fit.partial_fit import INNER, MIN_VISIBLE_LANDMARKS, PartialFitter
@@ -117,7 +117,16 @@ class ReconstructionEngine:
     # ---- the job ------------------------------------------------------------------------
     def reconstruct(self, image, settings: ReconstructSettings | None = None, out_dir=None,
                     progress: Progress | None = None, cancel: Callable[[], bool] | None = None):
-        """Returns (ReconstructionResult, path of result.npz or None). Writes ``out_dir`` atomically."""
+        """Returns (ReconstructionResult, path of result.npz or None). Writes ``out_dir`` atomically.
+        CUDA running out of memory becomes a one-line ResourceError (nothing is written)."""
+        try:
+            return self._reconstruct(image, settings, out_dir, progress, cancel)
+        except torch.cuda.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise ResourceError(f"the GPU ran out of memory on {self.device}; use fewer samples or --device cpu") from None
+
+    def _reconstruct(self, image, settings, out_dir, progress, cancel):
         from .inputs import prepare_face_inputs
 
         st = settings or ReconstructSettings()

@@ -323,6 +323,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m d3dface.worker", description="d3dface engine worker (JSON lines)")
     parser.add_argument("--cache", default=os.environ.get(ENV_CACHE) or str(Path(tempfile.gettempdir()) / "d3dface"))
     args = parser.parse_args(argv)
+    from .devices import configure_threads
+
+    configure_threads()
     out = _protocol_stream()
     worker = Worker(out, Path(args.cache))
     worker.serve(iter(sys.stdin.readline, ""))

@@ -8,6 +8,7 @@ import sys
 
 from .. import __version__
 from ..errors import D3DFaceError
+from ..devices import configure_threads
 from ..native_logs import route_native_stderr
 from . import cmd_build_model, cmd_evaluate, cmd_fit, cmd_info, cmd_inputs, cmd_pose, cmd_reconstruct, cmd_render_model, cmd_vae
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def entry() -> None:
     """The console script: native log lines off the terminal, then ``main``."""
     route_native_stderr()
+    configure_threads()
     sys.exit(main())
 
 
