@@ -113,6 +113,10 @@ class ReconstructionEngine:
         """Load everything a reconstruction needs (the worker calls this once)."""
         self.fitter("global+local")
         self.latent_stats()
+        # the decoder's cached sparse matrices and their transposes (built on first use, ~1 s
+        # on a CPU), so that the first job does not pay for them; no effect on results
+        z = torch.zeros(1, *self.vae.latent_shape, device=self.device, requires_grad=True)
+        self.vae.decode(z).sum().backward()
 
     # ---- the job ------------------------------------------------------------------------
     def reconstruct(self, image, settings: ReconstructSettings | None = None, out_dir=None,

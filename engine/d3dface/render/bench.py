@@ -37,8 +37,10 @@ def _mesh(flame_dir: str | None):
     return torch.as_tensor(s.vertices, dtype=torch.float32), s.faces, "icosphere"
 
 
-def bench(size: int, batch: int, repeats: int = 10, flame_dir: str | None = None, device: str = "cpu") -> dict:
-    """Median milliseconds for the rasteriser alone, forward (shaded) and forward+backward."""
+def bench(size: int, batch: int, repeats: int = 10, flame_dir: str | None = None, device: str = "cpu",
+          times_out: list | None = None) -> dict:
+    """Median milliseconds for the rasteriser alone, forward (shaded) and forward+backward
+    (whose individual times are appended to ``times_out`` when given)."""
     v0, faces, name = _mesh(flame_dir)
     renderer = Renderer(faces)
     g = torch.Generator().manual_seed(0)
@@ -48,17 +50,19 @@ def bench(size: int, batch: int, repeats: int = 10, flame_dir: str | None = None
     cam = head_camera(size, batch=batch, device=device)
     target = torch.zeros(batch, 3, size, size, device=device)
 
-    def timed(fn):
+    def timed(fn, out=None):
         fn()  # warm-up
         times = []
         for _ in range(repeats):
-            if device != "cpu":
+            if str(device).startswith("cuda"):
                 torch.cuda.synchronize()
             t = time.perf_counter()
             fn()
-            if device != "cpu":
+            if str(device).startswith("cuda"):
                 torch.cuda.synchronize()
             times.append(1e3 * (time.perf_counter() - t))
+        if out is not None:
+            out.extend(times)
         return statistics.median(times)
 
     def fwd():
@@ -75,7 +79,7 @@ def bench(size: int, batch: int, repeats: int = 10, flame_dir: str | None = None
         "batch": batch,
         "raster_ms": timed(lambda: renderer.rasterize(verts.detach(), cam)),
         "forward_ms": timed(fwd),
-        "forward_backward_ms": timed(fwd_bwd),
+        "forward_backward_ms": timed(fwd_bwd, times_out),
     }
 
 
