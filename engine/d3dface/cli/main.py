@@ -10,9 +10,12 @@ from .. import __version__
 from ..errors import D3DFaceError
 from ..devices import configure_threads
 from ..native_logs import route_native_stderr
-from . import cmd_bench, cmd_build_model, cmd_evaluate, cmd_fit, cmd_info, cmd_inputs, cmd_pose, cmd_reconstruct, cmd_render_model, cmd_vae
+from . import (cmd_bench, cmd_build_model, cmd_evaluate, cmd_fit, cmd_info, cmd_inputs, cmd_pose, cmd_reconstruct,
+               cmd_render_model, cmd_vae)
 
-COMMANDS = [cmd_info, cmd_pose, cmd_build_model, cmd_render_model, cmd_fit, cmd_reconstruct, cmd_evaluate, cmd_inputs, cmd_vae, cmd_bench]
+# the order of ``d3dface --help``: the main job first, then its stages, evaluations, models, tools
+COMMANDS = [cmd_reconstruct, cmd_fit, cmd_inputs, cmd_evaluate, cmd_info, cmd_pose, cmd_render_model, cmd_build_model,
+            cmd_vae, cmd_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
