@@ -23,7 +23,7 @@ The paper preset uses the authors' channel plan (encoder 32, 64, 128, 256, 512, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch

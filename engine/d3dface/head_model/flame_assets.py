@@ -48,7 +48,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise InputFileError(f"cannot read {path}: {exc}") from None
 
 
-def load_template_centre(v: np.ndarray) -> np.ndarray:
+def template_centre(v: np.ndarray) -> np.ndarray:
     """Centre of the template's bounding box: the asset is placed as in a Blender scene (y ~ 1.3-1.6 m)."""
     return 0.5 * (v.min(0) + v.max(0))
 
@@ -57,7 +57,7 @@ def load_flame_topology(folder: str | Path) -> HeadModel:
     """A HeadModel with the FLAME template (recentred at its bounding-box centre), UVs, regions, landmarks."""
     folder = check_flame_assets_dir(folder)
     v, f, uvs, uv_faces = read_obj_with_uvs(folder / TEMPLATE_FILE)
-    v = (v - load_template_centre(v)).astype(np.float32)
+    v = (v - template_centre(v)).astype(np.float32)
 
     masks = _load_npz(folder / MASKS_FILE)
     missing = [n for n in FLAME_REGION_NAMES if n not in masks]
