@@ -57,7 +57,7 @@ def run_blender(samples: int, repeats: int, threads: int) -> dict:
         return {"skipped": "bpy is not importable in this Python"}
     if parent is None:
         return {"skipped": "the d3dface_addon sources are not beside this engine (not a development checkout)"}
-    return _subprocess(["-m", "d3dface.bench.blender_keys", str(parent), str(samples), str(repeats)], threads, 600)
+    return _subprocess([str(blender_keys.script(parent)), str(parent), str(samples), str(repeats)], threads, 600)
 
 
 def run_bench(device: str = "auto", repeats: int | None = None, threads: int = 0, quick: bool = False,
