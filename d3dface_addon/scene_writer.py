@@ -306,12 +306,7 @@ def write_new_object(context, r: ResultData, name: str = "", photo_name: str = "
         obj = created.add(bpy.data.objects.new(base, mesh))
         coll.objects.link(obj)
         obj.rotation_euler = ROTATION
-        _set_key(obj, KEY_BASIS, r.fit)
-        _set_key(obj, KEY_VISIBLE, r.visible_fit)
-        names = [sample_key_name(k + 1) for k in range(r.num_samples)]
-        for nm, coords in zip(names, r.samples):
-            _set_key(obj, nm, coords)
-        _store(obj, r, names, append=False)
+        _write_result_keys(obj, r)
         photo = _load_image(r.image_path, created, photo_name)
         mean_tex = _load_image(r.scene.get("mean_texture", ""), created) if r.scene else None
         obj.data.materials.append(created.add(build_material(base, photo, mean_tex)))
@@ -336,6 +331,16 @@ def write_new_object(context, r: ResultData, name: str = "", photo_name: str = "
         raise
 
 
+def _write_result_keys(obj, r: ResultData) -> None:
+    """Basis = the fit, "Visible fit", "Sample 01".."Sample M", and the stored latents and settings."""
+    _set_key(obj, KEY_BASIS, r.fit)
+    _set_key(obj, KEY_VISIBLE, r.visible_fit)
+    names = [sample_key_name(k + 1) for k in range(r.num_samples)]
+    for nm, coords in zip(names, r.samples):
+        _set_key(obj, nm, coords)
+    _store(obj, r, names, append=False)
+
+
 def _sample_keys(obj) -> list:
     return [kb for kb in obj.data.shape_keys.key_blocks if kb.name.startswith(("Sample ", "Interp "))]
 
@@ -354,12 +359,7 @@ def replace_samples(obj, r: ResultData):
         obj.shape_key_remove(kb)
     obj.data.vertices.foreach_set("co", r.fit.reshape(-1))
     obj.data.update()
-    _set_key(obj, KEY_BASIS, r.fit)
-    _set_key(obj, KEY_VISIBLE, r.visible_fit)
-    names = [sample_key_name(k + 1) for k in range(r.num_samples)]
-    for nm, coords in zip(names, r.samples):
-        _set_key(obj, nm, coords)
-    _store(obj, r, names, append=False)
+    _write_result_keys(obj, r)
     return obj
 
 
