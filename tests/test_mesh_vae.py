@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from d3dface.complete.mesh_sampling import HierarchySettings, build_hierarchy, mesh_hierarchy, template_hash
+from d3dface.complete.mesh_sampling import HierarchySettings, build_hierarchy, faces_hash, mesh_hierarchy, template_hash
 from d3dface.complete.meshconv import VCConv
 from d3dface.complete.mesh_vae import MeshVAE, MeshVAEConfig
 from d3dface.errors import ModelFileError
@@ -222,6 +222,7 @@ def test_train_vae_cli_writes_and_resumes(tmp_path, head):
     assert len((out / "log.csv").read_text().splitlines()) == 4
     vae = load_vae(out / "model.pt", "cpu", head.v_template, head.faces)
     assert vae.template_hash == template_hash(head.v_template, head.faces)
+    assert vae.faces_hash == read_payload(out / "model.pt")["faces_hash"] == faces_hash(head.faces)
     assert vae.decode(torch.zeros(1, 10, 64)).shape == (1, 5023, 3)
 
 

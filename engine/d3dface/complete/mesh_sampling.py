@@ -237,6 +237,11 @@ def template_hash(vertices: np.ndarray, faces: np.ndarray) -> str:
     return m.hexdigest()[:16]
 
 
+def faces_hash(faces: np.ndarray) -> str:
+    """Short hash of a triangle list (int32): the topology alone."""
+    return hashlib.sha256(np.ascontiguousarray(faces, np.int32).tobytes()).hexdigest()[:16]
+
+
 def mesh_hierarchy(vertices: np.ndarray, faces: np.ndarray, settings: HierarchySettings = HierarchySettings(),
                    cache_dir: str | Path | None = CACHE_DIR) -> MeshHierarchy:
     """``build_hierarchy`` with an on-disk cache (``cache_dir=None``: no cache)."""

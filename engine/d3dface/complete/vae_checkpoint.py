@@ -7,7 +7,8 @@ dicts (read back with ``weights_only=True``: loading never runs code):
 - ``config``: MeshVAEConfig as a dict; ``hierarchy``: the sampling hierarchy's arrays
 - ``state``: the module's state dict (float16 storage for exported models)
 - ``template_hash``: hash of the head model's template + faces it was trained for
-  (``mesh_sampling.template_hash``), ``head_model``: that model's name
+  (``mesh_sampling.template_hash``), ``faces_hash``: hash of its triangles alone (files
+  written before it existed lack it), ``head_model``: that model's name
 - ``info``: training facts (data, preset, steps, time, metrics) for the model card
 
 A training state (``--resume``) adds ``optimizer``, ``step``, ``epoch``, ``settings`` and
@@ -26,19 +27,25 @@ import torch
 from ..atomic import write_atomic
 from ..errors import ModelFileError
 from ..paths import DATA_DIR
-from .mesh_sampling import MeshHierarchy, template_hash
+from .mesh_sampling import MeshHierarchy, faces_hash, template_hash
 from .mesh_vae import MeshVAE, MeshVAEConfig
 
 FORMAT_NAME = "d3dface-mesh-vae"
 FORMAT_VERSION = 1
 DEFAULT_VAE_FILE = DATA_DIR / "mesh_vae_open.pt"
 ENV_VAE = "D3DFACE_MESH_VAE"
+# A checkpoint serves a head model whose template lies this close to the one it was trained on
+# (metres, largest per-vertex offset). Rebuilds of the open model from ../shared on other CPUs
+# were seen to differ by up to 0.062 mm (mean 0.0003 mm); the Mesh-VAE's own reconstruction
+# error is about 1.2 mm, so 0.25 mm changes nothing it computes.
+TEMPLATE_TOLERANCE_M = 2.5e-4
 
 
 def model_payload(vae: MeshVAE, model_hash: str, head_model_name: str = "", info: dict | None = None,
-                  half: bool = False) -> dict:
+                  half: bool = False, model_faces_hash: str = "") -> dict:
     """The dict a model file stores. model_hash: ``template_hash`` of the head model trained
-    for; ``half``: float16 storage of floating-point tensors."""
+    for, model_faces_hash: ``faces_hash`` of its triangles; ``half``: float16 storage of
+    floating-point tensors."""
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() and k != "template" else v.detach().cpu())
              for k, v in vae.state_dict().items()}  # the template stays float32 (absolute positions)
     return {
@@ -48,6 +55,7 @@ def model_payload(vae: MeshVAE, model_hash: str, head_model_name: str = "", info
         "hierarchy": {k: torch.as_tensor(v) for k, v in vae.hierarchy.to_arrays().items()},
         "state": state,
         "template_hash": model_hash,
+        "faces_hash": model_faces_hash,
         "head_model": head_model_name,
         "info": dict(info or {}),
     }
@@ -87,6 +95,7 @@ def vae_from_payload(d: dict, source: str = "checkpoint", device="cpu") -> MeshV
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFileError(f"{source} does not hold a usable Mesh-VAE: {msg[:200]}") from None
     vae.template_hash = str(d.get("template_hash", ""))
+    vae.faces_hash = str(d.get("faces_hash", ""))
     vae.head_model_name = str(d.get("head_model", ""))
     vae.info = dict(d.get("info", {}))
     return vae.to(device)
@@ -95,25 +104,35 @@ def vae_from_payload(d: dict, source: str = "checkpoint", device="cpu") -> MeshV
 def load_vae(path: str | os.PathLike, device="cpu", template=None, faces=None) -> MeshVAE:
     """Load a Mesh-VAE for inference (eval mode, parameters frozen).
 
-    With ``template`` (V, 3) and ``faces`` (F, 3) given, check it was trained for that head
-    model (same template hash) and raise ModelFileError otherwise.
+    With ``template`` (V, 3) and ``faces`` (F, 3) given, check it serves that head model
+    (``check_compatible``) and raise ModelFileError otherwise.
     """
     d = read_payload(path)
     vae = vae_from_payload(d, str(path), device)
     if template is not None and faces is not None:
-        want = template_hash(template, faces)
-        # the open model is rebuilt on each machine: a last-bit difference in its floats must not
-        # reject the checkpoint, so a hash mismatch is accepted when the templates agree to 0.05 mm
-        stored = vae.template.detach().cpu().numpy()
-        close = stored.shape == np.asarray(template).shape and float(np.abs(stored - np.asarray(template)).max()) < 5e-5
-        if vae.template_hash and vae.template_hash != want and not close:
-            raise ModelFileError(
-                f"Mesh-VAE {path} was trained for another head model ({vae.head_model_name or vae.template_hash}); "
-                "train one for this model with 'd3dface train-vae'")
+        check_compatible(vae, template, faces, str(path))
     vae.eval()
     for p in vae.parameters():
         p.requires_grad_(False)
     return vae
+
+
+def check_compatible(vae: MeshVAE, template, faces, source: str = "checkpoint") -> None:
+    """A checkpoint serves a head model when they mean the same mesh: the same vertex count and
+    triangles (where the file records them) and templates within TEMPLATE_TOLERANCE_M. Bitwise
+    equality is not asked for: a rebuild on another CPU differs in the last bits."""
+    template = np.asarray(template, np.float64)
+    stored = vae.template.detach().cpu().double().numpy()
+    what = f"Mesh-VAE {source} was trained for another head model ({vae.head_model_name or vae.template_hash or 'unnamed'})"
+    fix = "train one for this model with 'd3dface train-vae'"
+    if stored.shape != template.shape:
+        raise ModelFileError(f"{what}: {stored.shape[0]} vertices, this model has {template.shape[0]}; {fix}")
+    if vae.faces_hash and vae.faces_hash != faces_hash(faces):
+        raise ModelFileError(f"{what}: its triangles differ from this model's; {fix}")
+    off = float(np.linalg.norm(stored - template, axis=1).max())
+    if off > TEMPLATE_TOLERANCE_M:
+        raise ModelFileError(f"{what}: templates differ by up to {off * 1000:.2f} mm "
+                             f"(tolerance {TEMPLATE_TOLERANCE_M * 1000:.2f} mm); {fix}")
 
 
 def default_vae_path() -> Path:

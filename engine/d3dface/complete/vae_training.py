@@ -35,7 +35,7 @@ from ..atomic import write_text_atomic
 from ..errors import ModelFileError
 from ..head_model import HeadModel
 from ..head_model.mesh_quality import adjacency
-from .mesh_sampling import HierarchySettings, mesh_hierarchy, template_hash
+from .mesh_sampling import HierarchySettings, faces_hash, mesh_hierarchy, template_hash
 from .mesh_vae import MeshVAE, MeshVAEConfig
 from .vae_checkpoint import model_payload, read_payload, save_payload, vae_from_payload
 from .vae_data import ContiguousMasks, MeshFolder, SyntheticHeads, SyntheticSettings
@@ -169,7 +169,7 @@ class Trainer:
             if not last.is_file():
                 raise ModelFileError(f"nothing to resume: {last} does not exist")
             state = read_payload(last, "training state")
-            if state.get("template_hash") != self.model_hash:
+            if state.get("template_hash") != self.model_hash:  # resuming needs the very same model
                 raise ModelFileError(f"{last} was trained for another head model")
             saved = dict(state["settings"])
             for k in ("encoder_channels", "decoder_channels", "mask_start", "mask_end"):
@@ -259,7 +259,7 @@ class Trainer:
         }
 
     def save_state(self) -> None:
-        p = model_payload(self.vae, self.model_hash, self.head_model.meta.get("name", ""), self.info())
+        p = self._payload(half=False)
         p.update(optimizer=self.opt.state_dict(), step=self.step, epoch=self.epoch, elapsed=self.elapsed,
                  settings=_plain(asdict(self.settings)), history=self.history)
         save_payload(self.out_dir / "last.pt", p)
@@ -277,8 +277,11 @@ class Trainer:
 
     def export(self, path: str | Path | None = None, half: bool = True) -> Path:
         path = Path(path) if path else self.out_dir / "model.pt"
-        return save_payload(path, model_payload(self.vae, self.model_hash, self.head_model.meta.get("name", ""),
-                                                self.info(), half=half))
+        return save_payload(path, self._payload(half))
+
+    def _payload(self, half: bool) -> dict:
+        return model_payload(self.vae, self.model_hash, self.head_model.meta.get("name", ""), self.info(), half=half,
+                             model_faces_hash=faces_hash(self.head_model.faces))
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> Path:
