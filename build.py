@@ -2,8 +2,10 @@
 """Project tasks, runnable with a bare Python 3.11 (no dependencies needed to start).
 
     python3.11 build.py demo     # set up everything, then run the main job on the embedded default
-    python3.11 build.py test     # set up everything, then run the whole test suite (pytest args may follow)
-    python3.11 build.py setup    # only create/refresh .venv and build the embedded default model
+    python3.11 build.py test     # set up everything, then run the whole test suite, end-to-end paths included
+                                 # (pytest args may follow; --fast leaves out the end-to-end cases)
+    python3.11 build.py setup    # only create/refresh .venv and check the shipped model files
+    python3.11 build.py models     # rebuild the shipped default model files from ../shared (maintainers)
     python3.11 build.py wheel      # the engine wheel in wheels/
     python3.11 build.py extension  # dist/d3dface-VERSION-linux-x64.zip: the Blender extension with its wheels
                                    # (--engine-only: the engine wheel alone, for an external engine Python)
@@ -11,6 +13,14 @@
 The environment is one virtual environment, ``.venv``, holding the engine (editable),
 its dependencies and bpy 5.0.1 for headless Blender tests. Setup is idempotent: it
 re-installs only when requirements.txt or engine/pyproject.toml change.
+
+The default head model and its local region models ship in ``engine/d3dface/data/``
+(committed, like the Mesh-VAE trained for them): a rebuild on another CPU differs in the
+last bits, so setup never rebuilds them, and every machine runs the same files.
+``tests/test_shipped_models.py`` checks that a rebuild from ../shared reproduces them
+within a stated tolerance.
+
+A failed step is one line, ``build.py: error: ...``, and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -31,7 +41,12 @@ PY = VENV / "bin" / "python"
 STAMP = VENV / ".d3dface-setup-stamp"
 DATA = ROOT / "engine" / "d3dface" / "data"
 OPEN_MODEL = DATA / "open_head_model.npz"
+SHIPPED_DATA = [OPEN_MODEL, DATA / "mesh_vae_open.pt"]  # + the local model named after the open model's hash
 DEMO_OUT = ROOT / "out" / "demo"
+
+
+class StepFailed(Exception):
+    """A build step that failed: its one-line message is what the user sees."""
 
 
 def log(msg: str) -> None:
@@ -40,7 +55,16 @@ def log(msg: str) -> None:
 
 def run(cmd: list[str], **kw) -> None:
     log(" ".join(str(c) for c in cmd))
-    subprocess.run([str(c) for c in cmd], check=True, cwd=kw.pop("cwd", ROOT), **kw)
+    try:
+        subprocess.run([str(c) for c in cmd], check=True, cwd=kw.pop("cwd", ROOT), **kw)
+    except subprocess.CalledProcessError as exc:
+        raise StepFailed(f"{_step_name(cmd)} failed with exit code {exc.returncode} (its output is above)") from None
+    except OSError as exc:
+        raise StepFailed(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+
+
+def _step_name(cmd) -> str:
+    return " ".join(Path(str(c)).name if i == 0 else str(c) for i, c in enumerate(cmd[:3]))
 
 
 def _setup_hash() -> str:
@@ -62,28 +86,29 @@ def setup() -> None:
         STAMP.write_text(_setup_hash())
     else:
         log(".venv is up to date")
-    build_default_model()
-    build_local_model()
+    check_shipped_data()
     log(f"setup done in {time.time() - t0:.1f} s")
 
 
-def build_default_model() -> None:
-    """Build the embedded open head model when it is missing (deterministic; see DESIGN 2.2)."""
-    if OPEN_MODEL.exists():
-        return
+def check_shipped_data() -> None:
+    """The committed model files are there (a checkout without them is incomplete)."""
+    missing = [p for p in SHIPPED_DATA if not p.is_file()]
+    if not list(DATA.glob("local_model_*.npz")):
+        missing.append(DATA / "local_model_*.npz")
+    if missing:
+        raise StepFailed(f"shipped model file missing: {missing[0].relative_to(ROOT)} (an incomplete checkout? "
+                         "'git checkout -- engine/d3dface/data', or 'python3.11 build.py models' to rebuild)")
+
+
+def rebuild_models() -> None:
+    """Rebuild the shipped default head model and its local models from ../shared (maintainers:
+    after a change of the builder; the Mesh-VAE must then be retrained for the new model)."""
+    setup()
     d3dface = VENV / "bin" / "d3dface"
-    help_text = subprocess.run([d3dface, "--help"], capture_output=True, text=True).stdout
-    if "build-open-model" not in help_text:
-        log("the open default head model builder is not available yet; skipping")
-        return
+    for old in DATA.glob("local_model_*.npz"):
+        old.unlink()
     run([d3dface, "build-open-model", "--out", OPEN_MODEL])
-
-
-def build_local_model() -> None:
-    """The fit's local region models for the default model (cached next to it)."""
-    if any(DATA.glob("local_model_*.npz")):
-        return
-    run([VENV / "bin" / "d3dface", "build-local-model"])
+    run([d3dface, "build-local-model"])
 
 
 DEMO_IMAGE = ROOT.parent / "shared" / "images" / "occluded" / "glasses_woman.jpg"
@@ -134,7 +159,7 @@ def blender_ext_tool() -> Path:
                          capture_output=True, text=True, check=True).stdout.strip()
     tool = Path(out) / "bpy" / "5.0" / "scripts" / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
     if not tool.is_file():
-        raise SystemExit(f"Blender's extension tool not found at {tool} (is bpy==5.0.1 in .venv?)")
+        raise StepFailed(f"Blender's extension tool not found at {tool} (is bpy==5.0.1 in .venv?)")
     return tool
 
 
@@ -211,25 +236,45 @@ def build_extension(engine_only: bool = False) -> Path:
 
 
 def test(pytest_args: list[str]) -> int:
+    """The whole suite, the end-to-end paths users run included (``--fast``: without them).
+    Skipped cases are listed with their reasons at the end (-rs)."""
     setup()
-    env = dict(os.environ)
-    return subprocess.run([str(PY), "-m", "pytest", "tests", *pytest_args], cwd=ROOT, env=env).returncode
+    fast = "--fast" in pytest_args
+    args = [a for a in pytest_args if a != "--fast"]
+    if not fast:
+        args.insert(0, "--run-slow")
+    return subprocess.run([str(PY), "-m", "pytest", "tests", "-rs", *args], cwd=ROOT, env=dict(os.environ)).returncode
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["setup", "demo", "test", "wheel", "extension"])
+    parser.add_argument("task", choices=["setup", "demo", "test", "models", "wheel", "extension"])
     args, rest = parser.parse_known_args()
-    if args.task == "setup":
-        setup()
-    elif args.task == "demo":
-        demo()
-    elif args.task == "test":
-        return test(rest)
-    elif args.task == "wheel":
-        build_wheel()
-    elif args.task == "extension":
-        build_extension(engine_only="--engine-only" in rest)
+    try:
+        if args.task == "setup":
+            setup()
+        elif args.task == "demo":
+            demo()
+        elif args.task == "test":
+            return test(rest)
+        elif args.task == "models":
+            rebuild_models()
+        elif args.task == "wheel":
+            build_wheel()
+        elif args.task == "extension":
+            build_extension(engine_only="--engine-only" in rest)
+    except StepFailed as exc:
+        print(f"build.py: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"build.py: error: {_step_name(exc.cmd)} failed with exit code {exc.returncode}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:
+        print(f"build.py: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("build.py: error: interrupted", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

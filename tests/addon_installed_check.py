@@ -40,6 +40,7 @@ def main() -> None:
         keys = [kb.name for kb in obj.data.shape_keys.key_blocks]
         result_path = api.settings(obj)["result_path"]
         with np.load(result_path) as d:
+            summary["engine_dir"] = json.loads(str(d["versions_json"])).get("engine_dir", "") if "versions_json" in d.files else ""
             expect = {"Basis": d["fit_vertices"], "Visible fit": d["visible_fit_vertices"],
                       **{f"Sample {k + 1:02d}": d["samples"][k] for k in range(d["samples"].shape[0])}}
         summary.update({

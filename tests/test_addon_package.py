@@ -134,4 +134,6 @@ def test_installed_extension_end_to_end_with_the_real_engine(tmp_path):
     zip_path = build("--engine-only")
     s = run_installed(zip_path, tmp_path, {}, samples=2)
     check_summary(s, 2)
+    # the worker ran the engine wheel installed with the extension, not this checkout's engine
+    assert Path(s["engine_dir"]).is_relative_to(tmp_path / "blender_user"), s["engine_dir"]
     print(f"\nreal engine through the installed extension: {s['seconds']:.1f} s")

@@ -59,7 +59,7 @@ def versions() -> dict:
     import cv2
     import scipy
 
-    return {"d3dface": __version__, "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+    return {"d3dface": __version__, "engine_dir": str(Path(__file__).resolve().parent), "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "opencv": cv2.__version__, "python": platform.python_version(),
             "cuda": torch.version.cuda or "", "cuda_available": torch.cuda.is_available()}
 

@@ -166,14 +166,14 @@ def build_local_model(model: HeadModel, meshes: np.ndarray | None = None, settin
 
 
 def cached_local_model_path(model: HeadModel) -> Path:
-    """Where the local model of ``model`` is kept: next to the embedded default model when that
-    folder is writable (setup builds it there), else in the user's cache folder."""
+    """Where the local model of ``model`` is kept: the engine's data folder (the default model's
+    ships there), or, for another model when that folder is read-only, the user's cache folder."""
     import os
 
     from ..paths import DATA_DIR
 
     name = f"local_model_{template_hash(model)}.npz"
-    if os.access(DATA_DIR, os.W_OK):
+    if (DATA_DIR / name).is_file() or os.access(DATA_DIR, os.W_OK):
         return DATA_DIR / name
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "d3dface" / name
 
