@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from d3dface.complete.metrics import align_to
+from d3dface.evaluation.metrics import align_to
 from d3dface.evaluation.synthetic_faces import SyntheticFaceMaker
-from d3dface.fit.local_model import LocalModelSettings, build_local_model, corpus_from_model, sample_corpus
+from d3dface.training.local_models import LocalModelSettings, build_local_model, corpus_from_model, sample_corpus
 from d3dface.fit.partial_fit import PartialFitter
 from d3dface.fit.settings import FitSettings
 from d3dface.head_model import load_head_model

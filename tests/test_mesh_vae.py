@@ -165,7 +165,7 @@ def test_encoder_decoder_shapes(head, tiny_vae):
 
 
 def test_occluded_coordinates_cannot_reach_the_encoder(head, tiny_vae):
-    from d3dface.complete.vae_data import ContiguousMasks
+    from d3dface.training.vae_data import ContiguousMasks
 
     rng = np.random.default_rng(0)
     occ = torch.as_tensor(ContiguousMasks(head.v_template, head.faces, head.regions).sample(2, 0.3, rng))
@@ -183,8 +183,8 @@ def test_occluded_coordinates_cannot_reach_the_encoder(head, tiny_vae):
 
 
 def test_tiny_overfit_loss_falls(head, hierarchy):
-    from d3dface.complete.vae_data import SyntheticHeads
-    from d3dface.complete.vae_training import Laplacian
+    from d3dface.training.vae_data import SyntheticHeads
+    from d3dface.training.vae_training import Laplacian
 
     torch.manual_seed(0)
     vae = MeshVAE(head.v_template, hierarchy, TINY)

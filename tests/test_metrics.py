@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from d3dface.complete.metrics import (
+from d3dface.evaluation.metrics import (
     DiversityMetrics,
     align_to,
     average_sample_distance,

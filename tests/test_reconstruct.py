@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from d3dface.complete.diversify import Cancelled, DiversifySettings, diversify
-from d3dface.complete.metrics import diversity_metrics
+from d3dface.evaluation.metrics import diversity_metrics
 from d3dface.outputs.result_file import ReconstructionResult
 from d3dface.reconstruct import ReconstructSettings, get_engine
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from d3dface.errors import ModelFileError
 from d3dface.paths import DATA_DIR
@@ -64,7 +63,8 @@ def test_shipped_files_belong_together(shipped):
     """The local models and the Mesh-VAE were made for this very head model."""
     from d3dface.complete.mesh_sampling import template_hash
     from d3dface.complete.vae_checkpoint import load_default_vae
-    from d3dface.fit.local_model import cached_local_model_path, load_or_build_local_model
+    from d3dface.fit.local_model import cached_local_model_path
+    from d3dface.training.local_models import load_or_build_local_model
 
     assert cached_local_model_path(shipped).parent == DATA_DIR and cached_local_model_path(shipped).is_file()
     load_or_build_local_model(shipped, log=lambda m: pytest.fail(f"the local model was rebuilt: {m}"))
@@ -102,7 +102,8 @@ def test_a_rebuild_from_shared_reproduces_the_shipped_model(shipped, rebuilt):
 def test_a_rebuild_of_the_local_models_spans_the_same_subspaces(shipped):
     """Per region and kind, the rebuilt components lie in the shipped components' span (the
     signs and order of principal directions with close variances are not fixed by the data)."""
-    from d3dface.fit.local_model import LocalModel, build_local_model, cached_local_model_path
+    from d3dface.fit.local_model import LocalModel, cached_local_model_path
+    from d3dface.training.local_models import build_local_model
 
     ship = LocalModel.load(cached_local_model_path(shipped), shipped)
     new = build_local_model(shipped, log=lambda m: None)

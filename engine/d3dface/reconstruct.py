@@ -28,7 +28,8 @@ from .complete.vae_checkpoint import load_default_vae, load_vae
 from .devices import resolve_device
 from .errors import D3DFaceError, InputFileError, ResourceError
 from .fit.evidence import evidence_from_inputs
-from .fit.local_model import load_or_build_local_model, template_hash
+from .fit.local_model import model_fingerprint
+from .training.local_models import load_or_build_local_model
 from .fit.partial_fit import INNER, MIN_VISIBLE_LANDMARKS, PartialFitter
 from .fit.regions import eyeball_vertices
 from .fit.settings import FitSettings
@@ -71,7 +72,7 @@ class ReconstructionEngine:
         self.device = resolve_device(device)
         self.assets = find_assets_dir(assets, required=False)
         self.model = load_head_model(model, assets=assets)
-        self.model_hash = template_hash(self.model)
+        self.model_hash = model_fingerprint(self.model)
         self._vae_path = vae_path
         self._local = None
         self._vae = None

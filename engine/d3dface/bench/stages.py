@@ -88,7 +88,7 @@ def _apply_quick_fit(fitter, opts: dict) -> None:
 # ---- groups ---------------------------------------------------------------------------------
 def group_render(opts: dict) -> dict:
     """Renderer forward+backward (FLAME template, batch 1) at each size; pytorch3d side by side where importable."""
-    from ..render.bench import bench
+    from ..bench.renderer import bench
 
     dev = resolve_device(opts["device"])
     flame = _flame_dir()
@@ -237,7 +237,7 @@ def group_reconstruct(opts: dict) -> dict:
 def group_scaling_image(opts: dict) -> dict:
     """Warm reconstruct (M=8) and renderer forward+backward at each image size."""
     from ..reconstruct import ReconstructionEngine, ReconstructSettings
-    from ..render.bench import bench
+    from ..bench.renderer import bench
 
     dev = resolve_device(opts["device"])
     engine = ReconstructionEngine(device=str(dev))

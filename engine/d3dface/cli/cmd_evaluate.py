@@ -72,7 +72,7 @@ def register_photos(sub) -> None:
 
 
 def run_photos(args) -> int:
-    from ..complete.metrics import diversity_metrics
+    from ..evaluation.metrics import diversity_metrics
     from ..errors import D3DFaceError, InputFileError
     from ..paths import find_assets_dir
     from ..reconstruct import ReconstructSettings, get_engine

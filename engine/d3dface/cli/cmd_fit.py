@@ -11,7 +11,8 @@ import numpy as np
 from ..atomic import atomic_output_dir, write_text_atomic
 from ..errors import InputFileError
 from ..fit.evidence import evidence_from_inputs
-from ..fit.local_model import LocalModelSettings, build_local_model, cached_local_model_path, load_or_build_local_model
+from ..fit.local_model import cached_local_model_path
+from ..training.local_models import LocalModelSettings, build_local_model, load_or_build_local_model
 from ..fit.partial_fit import PartialFitter
 from ..fit.settings import FitSettings
 from ..head_model import load_head_model

@@ -43,7 +43,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def run_landmarks(args) -> int:
-    from ..inputs.overlay import draw_overlay
+    from ..outputs.landmark_overlay import draw_overlay
     from ..inputs.prepare import prepare_face_inputs
     from ..inputs.settings import InputSettings, LandmarkSettings
 
@@ -92,12 +92,12 @@ def _fmt(x) -> str:
 def run_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from ..inputs import evaluate as ev
+    from ..evaluation import inputs_eval as ev
     from ..inputs.image_io import load_image
     from ..inputs.landmarks_base import detect_landmarks
     from ..inputs.masks import estimate_occlusion, face_mask
-    from ..inputs.occluders import KINDS, apply_occluder, load_textures
-    from ..inputs.overlay import draw_overlay
+    from ..evaluation.occluders import KINDS, apply_occluder, load_textures
+    from ..outputs.landmark_overlay import draw_overlay
 
     images = _images_dir(args.images)
     seeds = tuple(range(args.seeds))

@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
-    from ..complete.vae_training import Trainer, TrainSettings
+    from ..training.vae_training import Trainer, TrainSettings
 
     model = load_head_model(args.model)
     if args.data and not Path(args.data).is_dir():
@@ -66,7 +66,7 @@ def run_train(args) -> int:
 
 def run_evaluate(args) -> int:
     from ..complete.vae_checkpoint import default_vae_path
-    from ..complete.vae_eval import evaluate_vae, format_report
+    from ..evaluation.vae_eval import evaluate_vae, format_report
 
     model = load_head_model(args.model)
     fractions = tuple(float(f) for f in args.fractions.split(",") if f.strip())

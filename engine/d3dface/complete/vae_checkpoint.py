@@ -27,7 +27,7 @@ import torch
 from ..atomic import write_atomic
 from ..errors import ModelFileError
 from ..paths import DATA_DIR
-from .mesh_sampling import MeshHierarchy, faces_hash, template_hash
+from .mesh_sampling import MeshHierarchy, faces_hash
 from .mesh_vae import MeshVAE, MeshVAEConfig
 
 FORMAT_NAME = "d3dface-mesh-vae"

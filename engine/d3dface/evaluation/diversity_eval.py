@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..complete.diversify import DiversifySettings, diversify, diversify_linear
-from ..complete.metrics import diversity_metrics
+from .metrics import diversity_metrics
 from ..complete.stitching import stitch, transition_weights
 from .fit_eval import shape_error_mm
 from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..complete.metrics import align_to, per_vertex_distance
+from .metrics import align_to, per_vertex_distance
 from ..fit.local_model import LocalModel
 from ..fit.partial_fit import PartialFitter
 from ..fit.settings import FitSettings

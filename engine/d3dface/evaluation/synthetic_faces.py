@@ -22,7 +22,7 @@ from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import axis_angle_to_matrix
 from ..inputs.landmarks_base import Landmarks
 from ..inputs.masks import face_mask
-from ..inputs.occluders import apply_occluder, hidden_vertices, load_textures
+from .occluders import apply_occluder, hidden_vertices, load_textures
 from ..render import SH_CONSTANTS, PerspectiveCamera, Renderer
 
 TEST_SEED_BASE = 1_000_000

@@ -8,6 +8,8 @@ region (soft partition, ``regions.py``):
 The open model's expressions are ARKit blendshapes with no variance order, so "the top N_E"
 are the N_E with the largest displacement energy over the corpus.
 Each local component is stored scaled by its standard deviation, so coefficients ~ N(0, 1).
+
+This module holds the model and its file; learning it is ``training.local_models``.
 """
 
 from __future__ import annotations
@@ -21,20 +23,9 @@ import numpy as np
 from ..atomic import write_atomic
 from ..errors import ModelFileError
 from ..head_model.model import HeadModel
-from .regions import LOCAL_REGIONS, eyeball_vertices, soft_partition
 
 FORMAT = "d3dface-local-model"
 VERSION = 1
-
-
-@dataclass
-class LocalModelSettings:
-    num_global_shape: int = 10  # N_S
-    num_global_expr: int = 10  # N_E
-    components_per_region: int = 8  # K per region and per kind (shape, expression)
-    corpus_size: int = 1500  # head-model samples when no mesh folder is given
-    expression_probability: float = 0.15  # each blendshape active with this probability in a sample
-    seed: int = 1234
 
 
 @dataclass
@@ -72,97 +63,16 @@ class LocalModel:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ModelFileError(f"cannot read local model {path}: {exc}") from None
-        if model is not None and lm.model_hash != template_hash(model):
+        if model is not None and lm.model_hash != model_fingerprint(model):
             raise ModelFileError(f"local model {path} was built for another head model")
         return lm
 
 
-def template_hash(model: HeadModel) -> str:
+def model_fingerprint(model: HeadModel) -> str:
+    """Identifies the head model a local model belongs to: its template and first identity modes."""
     h = hashlib.sha256(np.ascontiguousarray(model.v_template, np.float32).tobytes())
     h.update(np.ascontiguousarray(model.shapedirs[:, :, :5], np.float32).tobytes())
     return h.hexdigest()[:16]
-
-
-def sample_corpus(model: HeadModel, n: int, seed: int, expression_probability: float) -> tuple[np.ndarray, np.ndarray]:
-    """Identity coefficients (n, S) ~ N(0, 1) and sparse expression weights (n, E) in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    beta = rng.standard_normal((n, model.num_shape))
-    psi = rng.uniform(0, 1, (n, model.num_expr)) * (rng.uniform(0, 1, (n, model.num_expr)) < expression_probability)
-    return beta, psi
-
-
-def corpus_from_model(model: HeadModel, beta: np.ndarray, psi: np.ndarray) -> np.ndarray:
-    """(n, V, 3) neutral-pose meshes."""
-    return (model.v_template[None].astype(np.float64) + np.einsum("vcs,ns->nvc", model.shapedirs, beta)
-            + np.einsum("vce,ne->nvc", model.exprdirs, psi))
-
-
-def top_expressions(model: HeadModel, psi: np.ndarray, k: int) -> np.ndarray:
-    """The k expressions with the largest displacement energy over the corpus weights psi (n, E)."""
-    energy = (model.exprdirs ** 2).sum((0, 1)) * (psi ** 2).mean(0)
-    return np.sort(np.argsort(-energy)[:k])
-
-
-def _residual(meshes: np.ndarray, model: HeadModel, basis: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
-    """Least-squares fit of (meshes - template) with ``basis`` (V, 3, K) on ``fit_rows`` vertices; residual (n, V, 3)."""
-    d = meshes - model.v_template[None]
-    B = basis[fit_rows].reshape(-1, basis.shape[2])
-    coef, *_ = np.linalg.lstsq(B, d[:, fit_rows].reshape(len(d), -1).T, rcond=None)
-    return d - np.einsum("vck,kn->nvc", basis, coef)
-
-
-def _regional_pca(residual: np.ndarray, weights: np.ndarray, k: int) -> tuple[list, list]:
-    """Per region: the top k principal directions of weights-tapered residuals, scaled by their std."""
-    bases, regions = [], []
-    n = residual.shape[0]
-    for r, w in enumerate(weights):
-        rows = np.where(w > 0)[0]
-        X = (residual[:, rows] * w[rows, None]).reshape(n, -1)
-        X = X - X.mean(0)
-        _, s, Vt = np.linalg.svd(X, full_matrices=False)
-        std = s[:k] / np.sqrt(max(n - 1, 1))
-        for j in range(min(k, len(std))):
-            if std[j] < 1e-7:  # nothing left to explain in this region
-                continue
-            b = np.zeros(residual.shape[1:])
-            b[rows] = (Vt[j] * std[j]).reshape(-1, 3)
-            bases.append(b)
-            regions.append(r)
-    return bases, regions
-
-
-def build_local_model(model: HeadModel, meshes: np.ndarray | None = None, settings: LocalModelSettings | None = None,
-                      log=print) -> LocalModel:
-    """Learn the local models from ``meshes`` (n, V, 3) registered FLAME-topology meshes, or from
-    samples of ``model`` when None."""
-    st = settings or LocalModelSettings()
-    beta, psi = sample_corpus(model, st.corpus_size, st.seed, st.expression_probability)
-    if meshes is None:
-        log(f"sampling {st.corpus_size} heads from the head model")
-        meshes = corpus_from_model(model, beta, psi)
-    weights = soft_partition(model)
-    fit_rows = np.setdiff1d(np.arange(model.num_vertices), eyeball_vertices(model))
-    n_s = min(st.num_global_shape, model.num_shape)
-    top_e = top_expressions(model, psi, min(st.num_global_expr, model.num_expr))
-    all_e, all_s = np.arange(model.num_expr), np.arange(model.num_shape)
-    parts = []
-    for kind, basis in ((0, np.concatenate([model.shapedirs[:, :, :n_s], model.exprdirs[:, :, all_e]], 2)),
-                        (1, np.concatenate([model.shapedirs[:, :, all_s], model.exprdirs[:, :, top_e]], 2))):
-        log(f"local {'shape' if kind == 0 else 'expression'} models: residuals of the truncated global fit")
-        res = _residual(meshes, model, basis.astype(np.float64), fit_rows)
-        b, r = _regional_pca(res, weights, st.components_per_region)
-        parts.append((b, r, kind))
-    basis = np.stack([x for b, _, _ in parts for x in b], axis=2).astype(np.float32)
-    return LocalModel(
-        basis=basis,
-        component_region=np.array([x for _, r, _ in parts for x in r], np.int32),
-        component_kind=np.array([k for b, _, k in parts for _ in b], np.int8),
-        region_names=list(LOCAL_REGIONS),
-        region_weights=weights,
-        global_shape=np.arange(n_s, dtype=np.int32),
-        global_expr=top_e.astype(np.int32),
-        model_hash=template_hash(model),
-    )
 
 
 def cached_local_model_path(model: HeadModel) -> Path:
@@ -172,20 +82,7 @@ def cached_local_model_path(model: HeadModel) -> Path:
 
     from ..paths import DATA_DIR
 
-    name = f"local_model_{template_hash(model)}.npz"
+    name = f"local_model_{model_fingerprint(model)}.npz"
     if (DATA_DIR / name).is_file() or os.access(DATA_DIR, os.W_OK):
         return DATA_DIR / name
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "d3dface" / name
-
-
-def load_or_build_local_model(model: HeadModel, path=None, log=print) -> LocalModel:
-    """The local model at ``path``, or the cached one for ``model``, building and caching it once."""
-    if path is not None:
-        return LocalModel.load(path, model)
-    cached = cached_local_model_path(model)
-    if cached.is_file():
-        return LocalModel.load(cached, model)
-    log(f"building the local region models for this head model once (cached in {cached})")
-    lm = build_local_model(model, log=lambda m: None)
-    lm.save(cached)
-    return lm

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_io import load_image
-from .landmarks_base import BackendUnavailable, NoFaceError, detect_landmarks, get_backend
-from .masks import estimate_occlusion, face_mask, load_user_mask
+from ..inputs.image_io import load_image
+from ..inputs.landmarks_base import BackendUnavailable, NoFaceError, detect_landmarks, get_backend
+from ..inputs.masks import estimate_occlusion, face_mask, load_user_mask
 from .occluders import KINDS, apply_occluder, load_textures
-from .settings import InputSettings
+from ..inputs.settings import InputSettings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 REAL_MASKED = ("glasses_woman", "watch_over_nose", "sunglasses_beard")
@@ -126,7 +126,7 @@ def time_fan_network(repeats: int = 3) -> float:
     """Seconds per 256x256 crop of a 4-stack FAN forward pass (untrained: same compute as the real one)."""
     import torch
 
-    from .fan_backend import build_fan
+    from ..inputs.fan_backend import build_fan
 
     net = build_fan(4).eval()
     x = torch.rand(1, 3, 256, 256)

@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from ..errors import InputFileError
 from ..head_model import HeadLayer, HeadModel
-from .mesh_sampling import edge_graph
+from ..complete.mesh_sampling import edge_graph
 
 
 @dataclass

@@ -29,8 +29,8 @@ import torch
 
 from ..head_model import HeadModel
 from ..head_model.mesh_quality import flipped_triangles
-from .vae_checkpoint import load_vae, resolve_device
-from .vae_data import ContiguousMasks, SyntheticHeads
+from ..complete.vae_checkpoint import load_vae, resolve_device
+from ..training.vae_data import ContiguousMasks, SyntheticHeads
 
 MM = 1000.0
 

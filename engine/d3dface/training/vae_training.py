@@ -35,9 +35,9 @@ from ..atomic import write_text_atomic
 from ..errors import ModelFileError
 from ..head_model import HeadModel
 from ..head_model.mesh_quality import adjacency
-from .mesh_sampling import HierarchySettings, faces_hash, mesh_hierarchy, template_hash
-from .mesh_vae import MeshVAE, MeshVAEConfig
-from .vae_checkpoint import model_payload, read_payload, save_payload, vae_from_payload
+from ..complete.mesh_sampling import HierarchySettings, faces_hash, mesh_hierarchy, template_hash
+from ..complete.mesh_vae import MeshVAE, MeshVAEConfig
+from ..complete.vae_checkpoint import model_payload, read_payload, save_payload, vae_from_payload
 from .vae_data import ContiguousMasks, MeshFolder, SyntheticHeads, SyntheticSettings
 
 PRESETS: dict[str, dict] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .landmarks_base import IBUG_GROUPS
+from ..inputs.landmarks_base import IBUG_GROUPS
 
 VALID = (40, 220, 60)      # RGB
 INVALID = (255, 40, 40)

@@ -1,6 +1,6 @@
 """Renderer benchmark: median forward+backward time on the FLAME template.
 
-    python -m d3dface.render.bench [--sizes 224 512] [--batches 1 8] [--repeats 10]
+    python -m d3dface.bench.renderer [--sizes 224 512] [--batches 1 8] [--repeats 10]
                                    [--threads N] [--device cpu|cuda] [--flame DIR]
 
 Renders the FLAME template (from ``DIR``, default ``$D3DFACE_SHARED/assets/flame`` or
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .cameras import head_camera
-from .renderer import Renderer
-from .shading import default_light
+from ..render.cameras import head_camera
+from ..render.renderer import Renderer
+from ..render.shading import default_light
 
 
 def _mesh(flame_dir: str | None):
