@@ -1,9 +1,13 @@
-"""Where things are: the shared assets folder and the engine's shipped data.
+"""Where things are: the shared assets folder, the engine's shipped data and the cache.
 
 Asset location, first match wins: an explicit argument (a CLI ``--assets`` flag),
 the ``D3DFACE_ASSETS`` environment variable, then ``shared/assets`` in the current
 folder or next to any parent folder of the current folder or of this package
 (the development layout has ``../shared`` beside the checkout).
+
+Cache (what the engine computes once and keeps: local models of other head models, mesh
+sampling hierarchies, the worker's job folders), first match wins: ``D3DFACE_CACHE``,
+``$XDG_CACHE_HOME/d3dface``, ``~/.cache/d3dface``. The Blender add-on passes its own folder.
 """
 
 from __future__ import annotations
@@ -14,7 +18,17 @@ from pathlib import Path
 from .errors import InputFileError
 
 ENV_ASSETS = "D3DFACE_ASSETS"
+ENV_CACHE = "D3DFACE_CACHE"
 DATA_DIR = Path(__file__).resolve().parent / "data"
+MEAN_TEXTURE = Path("flame") / "mean_texture.jpg"  # FLAME's mean albedo in its UV layout, under the assets folder
+
+
+def cache_dir() -> Path:
+    """The engine's cache folder (not created here)."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "d3dface"
 
 
 def _candidates() -> list[Path]:
@@ -54,3 +68,9 @@ def find_assets_dir(explicit: str | os.PathLike | None = None, required: bool = 
 def flame_assets_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The FLAME topology assets folder (``<assets>/flame``)."""
     return find_assets_dir(explicit) / "flame"
+
+
+def mean_texture_path(explicit: str | os.PathLike | None = None) -> Path | None:
+    """FLAME's mean texture in the assets folder, or None when no assets are found."""
+    assets = find_assets_dir(explicit, required=False)
+    return None if assets is None else assets / MEAN_TEXTURE

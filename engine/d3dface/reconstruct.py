@@ -35,7 +35,7 @@ from .fit.regions import eyeball_vertices
 from .fit.settings import FitSettings
 from .head_model import HeadLayer, load_head_model
 from .outputs.result_file import ReconstructionResult
-from .paths import find_assets_dir
+from .paths import find_assets_dir, mean_texture_path
 
 Progress = Callable[[str, float], None]
 
@@ -81,7 +81,7 @@ class ReconstructionEngine:
 
     @property
     def texture_path(self):
-        return None if self.assets is None else self.assets / "flame" / "mean_texture.jpg"
+        return mean_texture_path(self.assets)
 
     @property
     def vae(self):

@@ -17,7 +17,7 @@ from ..fit.partial_fit import PartialFitter
 from ..fit.settings import FitSettings
 from ..head_model import load_head_model
 from ..outputs.fit_files import write_fit_outputs
-from ..paths import find_assets_dir
+from ..paths import mean_texture_path
 from .common import StageProgress, resolve_device
 
 
@@ -50,11 +50,6 @@ def register(sub) -> None:
     p.add_argument("--assets", help="shared assets folder")
     p.add_argument("--out", help="also write the table (.md) and per-face errors (.json) to this folder")
     p.set_defaults(run=run_evaluate)
-
-
-def mean_texture_path(assets_arg=None):
-    assets = find_assets_dir(assets_arg, required=False)
-    return None if assets is None else assets / "flame" / "mean_texture.jpg"
 
 
 def run_fit(args) -> int:

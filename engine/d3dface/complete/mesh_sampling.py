@@ -23,7 +23,7 @@ Neighbourhoods (fixed-size, padded; ``Connection``):
   level 0: ``level0_radius``, about the one-ring).
 
 Everything is deterministic (ties broken by the lowest index). ``mesh_hierarchy`` caches
-the result under ``engine/d3dface/data/cache/`` keyed by a hash of template, faces and
+the result in the engine's cache folder (``paths.cache_dir``) keyed by a hash of template, faces and
 settings; it takes a few seconds to compute.
 """
 
@@ -40,9 +40,8 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from ..atomic import write_atomic
-from ..paths import DATA_DIR
+from ..paths import cache_dir as engine_cache_dir
 
-CACHE_DIR = DATA_DIR / "cache"
 FORMAT_VERSION = 1
 
 
@@ -243,8 +242,11 @@ def faces_hash(faces: np.ndarray) -> str:
 
 
 def mesh_hierarchy(vertices: np.ndarray, faces: np.ndarray, settings: HierarchySettings = HierarchySettings(),
-                   cache_dir: str | Path | None = CACHE_DIR) -> MeshHierarchy:
-    """``build_hierarchy`` with an on-disk cache (``cache_dir=None``: no cache)."""
+                   cache_dir: str | Path | None = "default") -> MeshHierarchy:
+    """``build_hierarchy`` with an on-disk cache (default: the engine's, ``paths.cache_dir``;
+    ``cache_dir=None``: no cache)."""
+    if cache_dir == "default":
+        cache_dir = engine_cache_dir()
     key = hashlib.sha256((template_hash(vertices, faces) + json.dumps(asdict(settings), sort_keys=True)).encode()).hexdigest()[:16]
     path = None if cache_dir is None else Path(cache_dir) / f"mesh_hierarchy_{key}.npz"
     if path is not None and path.is_file():

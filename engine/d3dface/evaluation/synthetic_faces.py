@@ -9,7 +9,6 @@ Train and test faces never share a seed: tests use seeds from ``TEST_SEED_BASE``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +23,7 @@ from ..inputs.landmarks_base import Landmarks
 from ..inputs.masks import face_mask
 from .occluders import apply_occluder, hidden_vertices, load_textures
 from ..render import SH_CONSTANTS, PerspectiveCamera, Renderer
+from ..render.cameras import focal_from_fov
 
 TEST_SEED_BASE = 1_000_000
 OCCLUDER_TYPES = ("glasses", "face_mask", "object")
@@ -69,7 +69,7 @@ class SyntheticFaceMaker:
         R = (axis_angle_to_matrix(torch.tensor([[0.0, yaw, 0.0]])) @ axis_angle_to_matrix(torch.tensor([[pitch, 0.0, 0.0]]))
              @ axis_angle_to_matrix(torch.tensor([[0.0, 0.0, roll]])))[0]
         rotvec = torch.tensor(cv2.Rodrigues(R.numpy().astype(np.float64))[0].ravel(), dtype=torch.float32)
-        f = 0.5 * S / math.tan(math.radians(self.fov) / 2)
+        f = focal_from_fov(S, self.fov)
         face_width = rng.uniform(0.5, 0.6) * S  # px across the cheeks, as in a detector's crop
         dist = 0.15 * f / face_width
         t = torch.tensor([rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01) + 0.01, -dist], dtype=torch.float32)

@@ -77,12 +77,12 @@ def model_fingerprint(model: HeadModel) -> str:
 
 def cached_local_model_path(model: HeadModel) -> Path:
     """Where the local model of ``model`` is kept: the engine's data folder (the default model's
-    ships there), or, for another model when that folder is read-only, the user's cache folder."""
+    ships there), or, for another model when that folder is read-only, the engine's cache."""
     import os
 
-    from ..paths import DATA_DIR
+    from ..paths import DATA_DIR, cache_dir
 
     name = f"local_model_{model_fingerprint(model)}.npz"
     if (DATA_DIR / name).is_file() or os.access(DATA_DIR, os.W_OK):
         return DATA_DIR / name
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "d3dface" / name
+    return cache_dir() / name

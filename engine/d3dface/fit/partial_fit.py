@@ -13,7 +13,6 @@ and position. The result's vertices are the canonical partial shape S_m.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from ..errors import D3DFaceError
 from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import lbs
 from ..render import PerspectiveCamera, Renderer, SH_CONSTANTS
+from ..render.cameras import focal_from_fov
 from .albedo import AlbedoModel, vertex_mean_albedo
 from .evidence import CropEvidence
 from .local_model import LocalModel
@@ -109,14 +109,14 @@ class PartialFitter:
         return v
 
     def _camera(self, p: dict, size: int) -> PerspectiveCamera:
-        f = 0.5 * size / math.tan(math.radians(self.settings.fov_deg) / 2)
+        f = focal_from_fov(size, self.settings.fov_deg)
         dev = self.device
         return PerspectiveCamera(torch.tensor([[f, f]], device=dev), torch.tensor([[(size - 1) / 2.0] * 2], device=dev),
                                  p["rotation"], p["translation"], (size, size))
 
     def _init_camera(self, ev: CropEvidence) -> tuple[np.ndarray, np.ndarray]:
         size = ev.size
-        f = 0.5 * size / math.tan(math.radians(self.settings.fov_deg) / 2)
+        f = focal_from_fov(size, self.settings.fov_deg)
         K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
         ok = ev.valid68[INNER]
         if ok.sum() >= 6:

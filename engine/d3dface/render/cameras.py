@@ -112,6 +112,11 @@ class PerspectiveCamera:
         return K
 
 
+def focal_from_fov(size_px: float, fov_deg: float) -> float:
+    """Focal length (px) of a pinhole camera whose field of view ``fov_deg`` spans ``size_px``."""
+    return 0.5 * size_px / math.tan(math.radians(fov_deg) / 2)
+
+
 def head_camera(
     image_size: int | tuple[int, int],
     batch: int = 1,
@@ -128,7 +133,7 @@ def head_camera(
     The FLAME template with its neck is about 0.31 m tall: ``head_size=0.33`` shows all of it.
     """
     H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
-    f = 0.5 * H / math.tan(math.radians(fov_deg) / 2)
+    f = focal_from_fov(H, fov_deg)
     distance = head_size * f / (fill * min(H, W))
     t = lambda x: torch.as_tensor(x, dtype=dtype, device=device).expand(batch, -1).clone()  # noqa: E731
     return PerspectiveCamera(

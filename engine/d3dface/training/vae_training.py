@@ -153,7 +153,7 @@ class Trainer:
 
     def __init__(self, model: HeadModel, out_dir: str | Path, settings: TrainSettings, resume: bool = False,
                  log=print, progress: bool = True):
-        from .vae_checkpoint import resolve_device
+        from ..complete.vae_checkpoint import resolve_device
 
         self.head_model = model
         self.out_dir = Path(out_dir)
