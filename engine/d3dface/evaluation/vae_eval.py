@@ -85,10 +85,17 @@ def _time(fn, repeats: int = 10) -> float:
     return float(np.median(ts)) * 1000.0
 
 
+SAMPLE_FRACTION = 0.4  # occluded share of the inputs whose samples' validity is measured
+PRIOR_SAMPLES = 16  # decoded z ~ N(0, I) whose flipped triangles are counted
+TIMING_BATCH = 16  # meshes per timed encode / decode
+
+
 @torch.no_grad()
 def evaluate_vae(model: HeadModel, checkpoint: str | Path, n: int = 500, seed: int = 12345,
                  fractions=(0.25, 0.4, 0.6), device="auto", pca_train: int = 2000, train_seed: int = 0,
                  samples_per_input: int = 8, validity_inputs: int = 50, batch: int = 16, num_masks: int = 50) -> dict:
+    """The Mesh-VAE at ``checkpoint`` measured on ``n`` held-out heads of ``model`` (see the module
+    docstring): a JSON-ready dict, errors in mm, times in ms."""
     dev = resolve_device(device)
     vae = load_vae(checkpoint, dev, model.v_template, model.faces)
     heads = SyntheticHeads(model, device=dev)
@@ -98,45 +105,64 @@ def evaluate_vae(model: HeadModel, checkpoint: str | Path, n: int = 500, seed: i
     latent = int(np.prod(vae.latent_shape))
     pca = PCABaseline(heads.batch(pca_train, np.random.default_rng([train_seed, 20_000])).cpu(), latent)
 
-    def vae_complete(v, vis):
-        out = []
-        for i in range(0, len(v), batch):
-            mu, _ = vae.encode(v[i: i + batch], None if vis is None else vis[i: i + batch])
-            out.append(vae.decode(mu))
-        return torch.cat(out)
-
     res: dict = {"checkpoint": str(checkpoint), "n": n, "seed": seed, "device": str(dev),
                  "latent_size": latent, "pca_train": pca_train, "info": vae.info.get("preset", "")}
-    d = (vae_complete(gt, None) - gt).norm(dim=-1)
+    d = (_vae_complete(vae, gt, None, batch) - gt).norm(dim=-1)
     res["full_mm"] = float(d.mean()) * MM
     d_pca = (pca.complete(gt.cpu(), torch.ones(gt.shape[1], dtype=torch.bool)) - gt.cpu()).norm(dim=-1)
     res["pca_full_mm"] = float(d_pca.mean()) * MM
-    res["completion"] = []
     n_masks = min(n, num_masks)
-    for f in fractions:
-        # n_masks distinct masks, sample i gets mask i % n_masks (PCA solves once per mask)
-        occ_set = torch.as_tensor(masks.sample(n_masks, float(f), rng, kind="grow"))
-        which = torch.arange(n) % n_masks
-        occ = occ_set[which].to(dev)
-        vis = ~occ
-        row = {"fraction": float(f), "masks": n_masks}
-        d = (vae_complete(gt, vis) - gt).norm(dim=-1)
-        row["vae_visible_mm"] = float(_masked_mean(d, vis).mean()) * MM
-        row["vae_occluded_mm"] = float(_masked_mean(d, occ).mean()) * MM
-        gt_cpu = gt.cpu()
-        for name, ridge in (("pca_lstsq", False), ("pca_map", True)):
-            out = torch.empty_like(gt_cpu)
-            for j in range(n_masks):
-                members = which == j
-                out[members] = pca.complete(gt_cpu[members], ~occ_set[j], ridge=ridge)
-            d = (out - gt_cpu).norm(dim=-1)
-            row[f"{name}_visible_mm"] = float(_masked_mean(d, vis.cpu()).mean()) * MM
-            row[f"{name}_occluded_mm"] = float(_masked_mean(d, occ.cpu()).mean()) * MM
-        res["completion"].append(row)
+    res["completion"] = [_completion_row(vae, pca, masks, gt, float(f), n_masks, rng, batch) for f in fractions]
 
-    # sample validity at 40% masks
     k = min(validity_inputs, n)
-    occ = torch.as_tensor(masks.sample(k, 0.4, rng, kind="grow"), device=dev)
+    occ = torch.as_tensor(masks.sample(k, SAMPLE_FRACTION, rng, kind="grow"), device=dev)
+    res["samples"], res["latent"], mu = _sample_validity(model, vae, gt, occ, seed, samples_per_input)
+    res["timing"] = _timings(vae, gt, occ, k, mu.shape[1:])
+    return res
+
+
+def _vae_complete(vae, v: torch.Tensor, vis: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """v (N, V, 3) metres, vis (N, V) bool or None (all visible) -> (N, V, 3) decoded at z = mu,
+    ``batch`` meshes at a time."""
+    out = []
+    for i in range(0, len(v), batch):
+        mu, _ = vae.encode(v[i: i + batch], None if vis is None else vis[i: i + batch])
+        out.append(vae.decode(mu))
+    return torch.cat(out)
+
+
+def _completion_row(vae, pca: PCABaseline, masks: ContiguousMasks, gt: torch.Tensor, f: float, n_masks: int,
+                    rng: np.random.Generator, batch: int) -> dict:
+    """Completion errors (mm) of the VAE and both PCA variants on gt (n, V, 3) with a share f of the
+    vertices occluded: n_masks distinct grown masks, sample i gets mask i % n_masks (PCA solves
+    once per mask)."""
+    n, dev = len(gt), gt.device
+    occ_set = torch.as_tensor(masks.sample(n_masks, f, rng, kind="grow"))
+    which = torch.arange(n) % n_masks
+    occ = occ_set[which].to(dev)
+    vis = ~occ
+    row = {"fraction": f, "masks": n_masks}
+    d = (_vae_complete(vae, gt, vis, batch) - gt).norm(dim=-1)
+    row["vae_visible_mm"] = float(_masked_mean(d, vis).mean()) * MM
+    row["vae_occluded_mm"] = float(_masked_mean(d, occ).mean()) * MM
+    gt_cpu = gt.cpu()
+    for name, ridge in (("pca_lstsq", False), ("pca_map", True)):
+        out = torch.empty_like(gt_cpu)
+        for j in range(n_masks):
+            members = which == j
+            out[members] = pca.complete(gt_cpu[members], ~occ_set[j], ridge=ridge)
+        d = (out - gt_cpu).norm(dim=-1)
+        row[f"{name}_visible_mm"] = float(_masked_mean(d, vis.cpu()).mean()) * MM
+        row[f"{name}_occluded_mm"] = float(_masked_mean(d, occ.cpu()).mean()) * MM
+    return row
+
+
+def _sample_validity(model: HeadModel, vae, gt: torch.Tensor, occ: torch.Tensor, seed: int,
+                     samples_per_input: int) -> tuple[dict, dict, torch.Tensor]:
+    """Samples z ~ N(mu, sigma^2) of the first k = len(occ) heads under occ (k, V) bool, and
+    PRIOR_SAMPLES prior samples z ~ N(0, I) (torch generator seeded with ``seed``): flipped
+    triangles and the samples' spread (mm); latent statistics; and mu (k, ...) itself."""
+    k, dev = len(occ), gt.device
     mu, logvar = vae.encode(gt[:k], ~occ)
     sigma = torch.exp(0.5 * logvar)
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -145,13 +171,13 @@ def evaluate_vae(model: HeadModel, checkpoint: str | Path, n: int = 500, seed: i
     tmpl, faces = model.v_template, model.faces
     flips = np.array([len(flipped_triangles(tmpl, s, faces)) for s in samples])
     gt_flips = np.array([len(flipped_triangles(tmpl, g, faces)) for g in gt[:k].cpu().numpy()])
-    prior = vae.decode(torch.randn((16, *mu.shape[1:]), generator=gen, device=dev)).cpu().numpy()
+    prior = vae.decode(torch.randn((PRIOR_SAMPLES, *mu.shape[1:]), generator=gen, device=dev)).cpu().numpy()
     prior_flips = np.array([len(flipped_triangles(tmpl, s, faces)) for s in prior])
     spread = samples.reshape(k, samples_per_input, -1, 3)
     spread = np.linalg.norm(spread - spread.mean(1, keepdims=True), axis=-1)  # (k, S, V)
     occ_np = occ.cpu().numpy()
-    res["samples"] = {
-        "inputs": k, "per_input": samples_per_input, "fraction": 0.4,
+    samples_res = {
+        "inputs": k, "per_input": samples_per_input, "fraction": SAMPLE_FRACTION,
         "flipped_mean": float(flips.mean()), "flipped_max": int(flips.max()),
         "share_without_flips": float((flips == 0).mean()),
         "gt_flipped_mean": float(gt_flips.mean()), "gt_flipped_max": int(gt_flips.max()),
@@ -160,12 +186,17 @@ def evaluate_vae(model: HeadModel, checkpoint: str | Path, n: int = 500, seed: i
         "spread_visible_mm": float(np.mean([spread[i][:, ~occ_np[i]].mean() for i in range(k)])) * MM,
         "num_faces": int(len(faces)),
     }
-    res["latent"] = {"mu_norm_mean": float(mu.flatten(1).norm(dim=1).mean()),
-                     "sigma_mean": float(sigma.mean()), "sigma_median": float(sigma.median())}
+    latent = {"mu_norm_mean": float(mu.flatten(1).norm(dim=1).mean()),
+              "sigma_mean": float(sigma.mean()), "sigma_median": float(sigma.median())}
+    return samples_res, latent, mu
 
-    # speed (batch of 16)
-    v16, vis16 = gt[:16], ~occ[:16] if k >= 16 else None
-    z16 = torch.randn((16, *mu.shape[1:]), device=dev)
+
+def _timings(vae, gt: torch.Tensor, occ: torch.Tensor, k: int, latent_shape) -> dict:
+    """Median ms for a batch of 16: encode+decode (the first 16 masks when k >= 16), decode, and
+    decode + backward; and the torch thread count."""
+    dev = gt.device
+    v16, vis16 = gt[:TIMING_BATCH], ~occ[:TIMING_BATCH] if k >= TIMING_BATCH else None
+    z16 = torch.randn((TIMING_BATCH, *latent_shape), device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def enc_dec():
@@ -177,7 +208,7 @@ def evaluate_vae(model: HeadModel, checkpoint: str | Path, n: int = 500, seed: i
         vae.decode(z16)
         sync()
 
-    res["timing"] = {"threads": torch.get_num_threads(), "encode_decode_16_ms": _time(enc_dec), "decode_16_ms": _time(dec)}
+    timing = {"threads": torch.get_num_threads(), "encode_decode_16_ms": _time(enc_dec), "decode_16_ms": _time(dec)}
     with torch.enable_grad():
         zg = z16.clone().requires_grad_(True)
 
@@ -185,8 +216,8 @@ def evaluate_vae(model: HeadModel, checkpoint: str | Path, n: int = 500, seed: i
             vae.decode(zg).sum().backward()
             sync()
 
-        res["timing"]["decode_backward_16_ms"] = _time(dec_grad, 5)
-    return res
+        timing["decode_backward_16_ms"] = _time(dec_grad, 5)
+    return timing
 
 
 def format_report(r: dict) -> str:

@@ -35,6 +35,24 @@ INNER = np.arange(17, 68)
 MIN_VISIBLE_LANDMARKS = 6  # inner landmarks needed to place the camera (PnP)
 CV_TO_OURS = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes (y down, z forward) -> ours (y up, -z forward)
 
+# fallback camera when PnP cannot place the head: a frontal head FALLBACK_HEAD_WIDTH_M wide whose
+# image spans FALLBACK_CROP_FILL of the crop's width, i.e. distance = width * f / (fill * size)
+FALLBACK_HEAD_WIDTH_M = 0.25  # metres
+FALLBACK_CROP_FILL = 0.8  # share of the crop's width (unitless)
+# loss scales (unitless): the landmark loss is a mean squared distance in (crop widths)^2, small
+# (a 2 px error on 224 px is ~1e-4), scaled towards order 1; the jaw pose's squared norm (radians^2)
+# weighs 100 times its setting w_pose_reg
+LANDMARK_LOSS_SCALE = 1e3
+JAW_POSE_REG_SCALE = 100
+LANDMARK_STAGE_PARAMS = ("rotation", "translation", "shape", "expression", "jaw")  # fitted from stage 1 on
+# stage 2 learning rates: shape, pose, camera, albedo and local models at half the base lr; light at lr
+PHOTOMETRIC_GEOMETRY_LR_FACTOR = 0.5
+# albedo gain from the image (per RGB channel, unitless): needs more than GAIN_MIN_PIXELS covered
+# face pixels; mean albedo floored at GAIN_ALBEDO_FLOOR; the gain clamped to [GAIN_MIN, GAIN_MAX]
+GAIN_MIN_PIXELS = 50
+GAIN_ALBEDO_FLOOR = 1e-3
+GAIN_MIN, GAIN_MAX = 0.2, 3.0
+
 
 @dataclass
 class FitResult:
@@ -115,11 +133,13 @@ class PartialFitter:
                                  p["rotation"], p["translation"], (size, size))
 
     def _init_camera(self, ev: CropEvidence) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-angle rotation (3,) and translation (3,) metres of the camera, from PnP of the mean
+        head's inner landmarks (float64, crop pixels), or a frontal fallback."""
         size = ev.size
         f = focal_from_fov(size, self.settings.fov_deg)
         K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
         ok = ev.valid68[INNER]
-        if ok.sum() >= 6:
+        if ok.sum() >= MIN_VISIBLE_LANDMARKS:
             pts3 = self._mean_inner[ok]
             pts2 = ev.landmarks68[INNER][ok].astype(np.float64)
             # OpenCV's camera looks down +z with y down; our head looks down +z towards a camera on +z
@@ -130,10 +150,11 @@ class PartialFitter:
                 R = CV_TO_OURS @ cv2.Rodrigues(rvec)[0]
                 return cv2.Rodrigues(R)[0].ravel(), (CV_TO_OURS @ tvec).ravel()
         # too few landmarks: a frontal head filling the crop
-        return np.zeros(3), np.array([0.0, 0.0, -0.25 * f / (0.8 * size)])
+        return np.zeros(3), np.array([0.0, 0.0, -FALLBACK_HEAD_WIDTH_M * f / (FALLBACK_CROP_FILL * size)])
 
     # ---- losses ----------------------------------------------------------------------------
     def _landmark_loss(self, v, cam, ev_t) -> torch.Tensor:
+        """v (1, V, 3) metres -> scalar: weighted mean squared landmark distance in crop widths."""
         R = cam.rotation_matrix()
         lmk = self.layer.landmarks68(v, R)
         pix, _ = cam.project(lmk)
@@ -147,6 +168,8 @@ class PartialFitter:
         return loss
 
     def _evidence_tensors(self, ev: CropEvidence) -> dict:
+        """The evidence as tensors: lmk68 (1, 68, 2) px, w68 (1, 68), image (1, 3, S, S),
+        pix_mask (1, 1, S, S) bool (M_f and not M_o); mp (1, 105, 2) px and wmp (1, 105) when used."""
         st, dev = self.settings, self.device
         w68 = ev.valid68.astype(np.float32)
         w68[:17] *= st.landmark_contour_weight
@@ -160,15 +183,45 @@ class PartialFitter:
         return out
 
     # ---- the fit -----------------------------------------------------------------------------
-    def fit(self, ev: CropEvidence, progress=None) -> FitResult:
-        st, dev = self.settings, self.device
-        if int(ev.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
-            raise D3DFaceError(
-                f"only {int(ev.valid68[INNER].sum())} of the 51 inner face landmarks are visible (at least "
-                f"{MIN_VISIBLE_LANDMARKS} needed): the occlusion mask hides too much of the face")
-        torch.manual_seed(st.seed)
+    def fit(self, ev: CropEvidence, progress=None, seed: int | None = None) -> FitResult:
+        """Fit one crop. progress(stage, fraction) is called after each iteration; seed: torch's
+        seed for this fit (None: ``settings.seed``). ``self.settings`` is not changed."""
+        st = self.settings
+        _check_visible(ev)
+        torch.manual_seed(st.seed if seed is None else seed)
         timings, iters = {}, {}
         t0 = time.perf_counter()
+        p = self._initial_params(ev)
+        ev_t = self._evidence_tensors(ev)
+        timings["camera_init"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        self._fit_landmarks(p, ev, ev_t, progress)
+        timings["landmarks"] = time.perf_counter() - t1
+        iters["landmarks"] = st.iters_landmarks
+
+        self._init_gain(p, ev, ev_t)
+        t2 = time.perf_counter()
+        self._fit_photometric(p, ev, ev_t, progress)
+        timings["photometric"] = time.perf_counter() - t2
+        iters["photometric"] = st.iters_photometric
+
+        t3 = time.perf_counter()
+        with torch.no_grad():
+            v = self.shaped(p)
+            cam = self._camera(p, ev.size)
+            occluded = self._occluded_vertices(v, cam, ev)
+            lmk_err = self._landmark_error_px(v, cam, ev, ev_t)
+            albedo = self.albedo(p["gain"], p["offsets"])[0].cpu().numpy()
+        timings["visibility"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
+        return self._result(p, ev, v, cam, occluded, albedo, lmk_err, timings, iters)
+
+    def _initial_params(self, ev: CropEvidence) -> dict:
+        """The parameters before the fit (batch 1, float32): camera rotation (1, 3) axis-angle and
+        translation (1, 3) metres from ``_init_camera``; zero shape, expression, jaw (1, 3) and local
+        coefficients; the albedo model's neutral gain (1, 3) and offsets; ambient SH light (1, 9, 3)."""
+        dev = self.device
         rot0, trans0 = self._init_camera(ev)
         p = {
             "rotation": torch.tensor(rot0[None], dtype=torch.float32, device=dev),
@@ -180,30 +233,31 @@ class PartialFitter:
             **self.albedo.init_params(1),
             "light": torch.zeros(1, 9, 3, device=dev),
         }
-        p["light"][:, 0] = 1.0 / SH_CONSTANTS[0]
-        ev_t = self._evidence_tensors(ev)
-        timings["camera_init"] = time.perf_counter() - t0
+        p["light"][:, 0] = 1.0 / SH_CONSTANTS[0]  # unit ambient irradiance
+        return p
 
-        def reg(p):
-            r = st.w_shape_reg * (p["shape"] ** 2).sum() + st.w_expr_reg * (p["expression"] ** 2).sum()
-            r = r + st.w_pose_reg * (p["jaw"] ** 2).sum() * 100
-            if p["local"].shape[1]:
-                r = r + st.w_local_reg * (p["local"] ** 2).sum()
-            return r
+    def _regulariser(self, p: dict) -> torch.Tensor:
+        """L_reg (scalar): weighted squared norms of shape, expression, jaw pose and local coefficients."""
+        st = self.settings
+        r = st.w_shape_reg * (p["shape"] ** 2).sum() + st.w_expr_reg * (p["expression"] ** 2).sum()
+        r = r + st.w_pose_reg * (p["jaw"] ** 2).sum() * JAW_POSE_REG_SCALE
+        if p["local"].shape[1]:
+            r = r + st.w_local_reg * (p["local"] ** 2).sum()
+        return r
 
-        # stage 1: landmarks
-        t1 = time.perf_counter()
-        names = ["rotation", "translation", "shape", "expression", "jaw"]
+    def _fit_landmarks(self, p: dict, ev: CropEvidence, ev_t: dict, progress) -> None:
+        """Stage 1, in place on p: camera, shape, expression and jaw from the landmarks (Adam, lr)."""
+        st = self.settings
+        names = list(LANDMARK_STAGE_PARAMS)
         for k in names:
             p[k].requires_grad_(True)
         opt = torch.optim.Adam([p[k] for k in names], lr=st.lr)
+        total = st.iters_landmarks + st.iters_photometric
         for it in range(st.iters_landmarks):
-            if it == 0:  # camera first: a few steps with the shape frozen
-                pass
             opt.zero_grad()
             v = self.shaped(p)
             cam = self._camera(p, ev.size)
-            loss = st.w_landmarks * self._landmark_loss(v, cam, ev_t) * 1e3 + reg(p)
+            loss = st.w_landmarks * self._landmark_loss(v, cam, ev_t) * LANDMARK_LOSS_SCALE + self._regulariser(p)
             loss.backward()
             if it < st.iters_landmarks // 4:  # camera and pose settle before the shape moves
                 for k in ("shape", "expression", "jaw"):
@@ -212,67 +266,77 @@ class PartialFitter:
             with torch.no_grad():
                 p["expression"].clamp_(0.0, 1.0)
             if progress:
-                progress("fit: landmarks", (it + 1) / (st.iters_landmarks + st.iters_photometric))
-        timings["landmarks"] = time.perf_counter() - t1
-        iters["landmarks"] = st.iters_landmarks
+                progress("fit: landmarks", (it + 1) / total)
 
-        # gain from the image: mean colour of the visible face over the mean albedo there
-        with torch.no_grad():
-            v = self.shaped(p)
-            cam = self._camera(p, ev.size)
-            res = self.renderer.render(v, cam, vertex_colors=self.albedo(p["gain"], p["offsets"]))
-            m = (res.mask > 0) & ev_t["pix_mask"]
-            if m.sum() > 50:
-                img_mean = (ev_t["image"] * m).sum((0, 2, 3)) / m.sum()
-                alb_mean = (res.image * m).sum((0, 2, 3)) / m.sum()
-                p["gain"] = (img_mean / alb_mean.clamp(min=1e-3)).clamp(0.2, 3.0)[None]
+    @torch.no_grad()
+    def _init_gain(self, p: dict, ev: CropEvidence, ev_t: dict) -> None:
+        """In place on p: gain (1, 3) from the image, the mean colour of the visible face over the
+        mean albedo there (unchanged when too few pixels are covered)."""
+        v = self.shaped(p)
+        cam = self._camera(p, ev.size)
+        res = self.renderer.render(v, cam, vertex_colors=self.albedo(p["gain"], p["offsets"]))
+        m = (res.mask > 0) & ev_t["pix_mask"]
+        if m.sum() > GAIN_MIN_PIXELS:
+            img_mean = (ev_t["image"] * m).sum((0, 2, 3)) / m.sum()
+            alb_mean = (res.image * m).sum((0, 2, 3)) / m.sum()
+            p["gain"] = (img_mean / alb_mean.clamp(min=GAIN_ALBEDO_FLOOR)).clamp(GAIN_MIN, GAIN_MAX)[None]
 
-        # stage 2: photometric (+ local models)
-        t2 = time.perf_counter()
-        names2 = names + ["gain", "offsets", "light"] + (["local"] if p["local"].shape[1] else [])
-        for k in names2:
+    def _fit_photometric(self, p: dict, ev: CropEvidence, ev_t: dict, progress) -> None:
+        """Stage 2, in place on p: + light, albedo and local models from the pixels (Adam)."""
+        st = self.settings
+        names = list(LANDMARK_STAGE_PARAMS) + ["gain", "offsets", "light"] + (["local"] if p["local"].shape[1] else [])
+        for k in names:
             p[k] = p[k].detach().requires_grad_(True)
-        opt = torch.optim.Adam([{"params": [p[k] for k in names2 if k not in ("light",)], "lr": st.lr * 0.5},
+        opt = torch.optim.Adam([{"params": [p[k] for k in names if k not in ("light",)],
+                                 "lr": st.lr * PHOTOMETRIC_GEOMETRY_LR_FACTOR},
                                 {"params": [p["light"]], "lr": st.lr}])
+        total = st.iters_landmarks + st.iters_photometric
         for it in range(st.iters_photometric):
             opt.zero_grad()
-            v = self.shaped(p)
-            cam = self._camera(p, ev.size)
-            res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
-            m = (res.mask.detach() > 0) & ev_t["pix_mask"]
-            mf = m.float()
-            pho = ((res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3 * mf).sum() / mf.sum().clamp(min=1)
-            alb_reg = st.w_albedo_reg * ((p["offsets"] ** 2).sum() + ((p["gain"] - p["gain"].detach().mean()) ** 2).sum())
-            loss = st.w_photometric * pho + st.w_landmarks * self._landmark_loss(v, cam, ev_t) * 1e3 + reg(p) + alb_reg
+            loss = self._photometric_stage_loss(p, ev, ev_t)
             loss.backward()
             opt.step()
             with torch.no_grad():
                 p["expression"].clamp_(0.0, 1.0)
             if progress:
-                progress("fit: photometric", (st.iters_landmarks + it + 1) / (st.iters_landmarks + st.iters_photometric))
-        timings["photometric"] = time.perf_counter() - t2
-        iters["photometric"] = st.iters_photometric
+                progress("fit: photometric", (st.iters_landmarks + it + 1) / total)
 
-        # result: canonical S_m, visibility, camera
-        t3 = time.perf_counter()
-        with torch.no_grad():
-            v = self.shaped(p)
-            cam = self._camera(p, ev.size)
-            frags = self.renderer.rasterize(v, cam)
-            visible = self.renderer.vertex_visibility(v, cam, frags)[0].cpu().numpy()
-            pix, _ = cam.project(v)
-            xy = pix[0].round().long().cpu().numpy()
-            S = ev.size
-            inside = (xy >= 0).all(1) & (xy < S).all(1)
-            in_mask = np.zeros(len(xy), bool)
-            in_mask[inside] = ev.occlusion_mask[xy[inside, 1], xy[inside, 0]]
-            occluded = ~visible | ~inside | in_mask
-            lmk_pix, _ = cam.project(self.layer.landmarks68(v, cam.rotation_matrix()))
-            err = (lmk_pix[0] - ev_t["lmk68"][0]).norm(dim=-1).cpu().numpy()
-            lmk_err = float(err[ev.valid68].mean()) if ev.valid68.any() else float("nan")
-            albedo = self.albedo(p["gain"], p["offsets"])[0].cpu().numpy()
-        timings["visibility"] = time.perf_counter() - t3
-        timings["total"] = time.perf_counter() - t0
+    def _photometric_stage_loss(self, p: dict, ev: CropEvidence, ev_t: dict) -> torch.Tensor:
+        """Stage 2's loss (scalar): w_pho L_pho (mean absolute RGB error over M_f and not M_o and the
+        rendered face) + w_lmk L_lmk + L_reg + the albedo regulariser."""
+        st = self.settings
+        v = self.shaped(p)
+        cam = self._camera(p, ev.size)
+        res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
+        m = (res.mask.detach() > 0) & ev_t["pix_mask"]
+        mf = m.float()
+        pho = ((res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3 * mf).sum() / mf.sum().clamp(min=1)
+        alb_reg = st.w_albedo_reg * ((p["offsets"] ** 2).sum() + ((p["gain"] - p["gain"].detach().mean()) ** 2).sum())
+        return (st.w_photometric * pho + st.w_landmarks * self._landmark_loss(v, cam, ev_t) * LANDMARK_LOSS_SCALE
+                + self._regulariser(p) + alb_reg)
+
+    def _occluded_vertices(self, v: torch.Tensor, cam: PerspectiveCamera, ev: CropEvidence) -> np.ndarray:
+        """v (1, V, 3) metres -> (V,) bool M_o^v: back-facing, self-occluded, off the crop or in M_o."""
+        frags = self.renderer.rasterize(v, cam)
+        visible = self.renderer.vertex_visibility(v, cam, frags)[0].cpu().numpy()
+        pix, _ = cam.project(v)
+        xy = pix[0].round().long().cpu().numpy()
+        S = ev.size
+        inside = (xy >= 0).all(1) & (xy < S).all(1)
+        in_mask = np.zeros(len(xy), bool)
+        in_mask[inside] = ev.occlusion_mask[xy[inside, 1], xy[inside, 0]]
+        return ~visible | ~inside | in_mask
+
+    def _landmark_error_px(self, v: torch.Tensor, cam: PerspectiveCamera, ev: CropEvidence, ev_t: dict) -> float:
+        """Mean distance in crop pixels of the valid 68 landmarks (nan when none is valid)."""
+        lmk_pix, _ = cam.project(self.layer.landmarks68(v, cam.rotation_matrix()))
+        err = (lmk_pix[0] - ev_t["lmk68"][0]).norm(dim=-1).cpu().numpy()
+        return float(err[ev.valid68].mean()) if ev.valid68.any() else float("nan")
+
+    def _result(self, p: dict, ev: CropEvidence, v: torch.Tensor, cam: PerspectiveCamera, occluded: np.ndarray,
+                albedo: np.ndarray, lmk_err: float, timings: dict, iters: dict) -> FitResult:
+        """The FitResult of the fitted parameters p and final vertices v (1, V, 3)."""
+        S = ev.size
         c = cam
         return FitResult(
             vertices=v[0].cpu().numpy().astype(np.float32),
@@ -283,10 +347,19 @@ class PartialFitter:
             albedo=albedo,
             params={k: p[k].detach().cpu().numpy()[0] for k in ("shape", "expression", "jaw", "local", "gain", "offsets")}
             | {"shape_index": self.shape_idx, "expression_index": self.expr_idx},
-            mode=st.mode,
+            mode=self.settings.mode,
             landmark_error_px=lmk_err,
             crop_box=None if ev.crop is None else np.asarray(ev.crop.box, np.float64),
             crop_size=S,
             timings=timings,
             iterations=iters,
         )
+
+
+
+def _check_visible(ev: CropEvidence) -> None:
+    """Raise D3DFaceError when fewer than MIN_VISIBLE_LANDMARKS inner landmarks are valid."""
+    if int(ev.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
+        raise D3DFaceError(
+            f"only {int(ev.valid68[INNER].sum())} of the 51 inner face landmarks are visible (at least "
+            f"{MIN_VISIBLE_LANDMARKS} needed): the occlusion mask hides too much of the face")

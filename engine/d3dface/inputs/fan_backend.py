@@ -40,22 +40,34 @@ _NETS: dict = {}
 # --------------------------------------------------------------------------- network class
 
 def _fan_modules():
+    """The ``FAN`` class (classes are made on call: torch is imported only when FAN is used)."""
+    conv_block = _conv_block_class()
+    return _fan_class(conv_block, _hourglass_class(conv_block))
+
+
+def _conv3x3(i, o):
+    """A 3x3 convolution, stride 1, padding 1, no bias: i -> o channels."""
+    import torch.nn as nn
+
+    return nn.Conv2d(i, o, kernel_size=3, stride=1, padding=1, bias=False)
+
+
+def _conv_block_class():
+    """face-alignment's ``ConvBlock``: (B, in, H, W) -> (B, out, H, W), pre-activation residual
+    block whose three convolutions' outputs (out/2, out/4, out/4 channels) are concatenated."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-
-    def conv3x3(i, o):
-        return nn.Conv2d(i, o, kernel_size=3, stride=1, padding=1, bias=False)
 
     class ConvBlock(nn.Module):
         def __init__(self, in_planes, out_planes):
             super().__init__()
             self.bn1 = nn.BatchNorm2d(in_planes)
-            self.conv1 = conv3x3(in_planes, out_planes // 2)
+            self.conv1 = _conv3x3(in_planes, out_planes // 2)
             self.bn2 = nn.BatchNorm2d(out_planes // 2)
-            self.conv2 = conv3x3(out_planes // 2, out_planes // 4)
+            self.conv2 = _conv3x3(out_planes // 2, out_planes // 4)
             self.bn3 = nn.BatchNorm2d(out_planes // 4)
-            self.conv3 = conv3x3(out_planes // 4, out_planes // 4)
+            self.conv3 = _conv3x3(out_planes // 4, out_planes // 4)
             self.downsample = None
             if in_planes != out_planes:
                 self.downsample = nn.Sequential(
@@ -69,6 +81,15 @@ def _fan_modules():
             out3 = torch.cat((out1, out2, out3), 1)
             residual = x if self.downsample is None else self.downsample(x)
             return out3 + residual
+
+    return ConvBlock
+
+
+def _hourglass_class(ConvBlock):
+    """face-alignment's ``HourGlass`` of ``depth`` levels: (B, f, H, W) -> (B, f, H, W), H and W
+    divisible by 2**depth (each level halves them with average pooling and upsamples back)."""
+    import torch.nn as nn
+    import torch.nn.functional as F
 
     class HourGlass(nn.Module):
         def __init__(self, depth, features):
@@ -97,6 +118,14 @@ def _fan_modules():
 
         def forward(self, x):
             return self._forward(self.depth, x)
+
+    return HourGlass
+
+
+def _fan_class(ConvBlock, HourGlass):
+    """face-alignment's ``FAN`` (stacked hourglasses) built from the two block classes."""
+    import torch.nn as nn
+    import torch.nn.functional as F
 
     class FAN(nn.Module):
         """Face Alignment Network: (B, 3, 256, 256) in [0, 1] -> (B, 68, 64, 64) heatmaps."""

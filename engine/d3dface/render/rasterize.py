@@ -83,6 +83,25 @@ def rasterize(
     Fn = faces.shape[0]
     tri_xy = take_batched(pix, faces).view(B * Fn, 3, 2)
     tri_z = take_batched(depth, faces).view(B * Fn, 3)
+    v0, e1, e2, area2, lo, hi, keep = _triangle_boxes(tri_xy, tri_z, H, W, s)
+
+    sel = keep.nonzero(as_tuple=True)[0]  # surviving triangles in the flat (B*F) list
+    buf = torch.full((B * H * W,), _EMPTY, dtype=torch.int64, device=device)
+    if sel.numel():
+        table = _triangle_table(v0, e1, e2, area2, tri_z, lo, hi).index_select(0, sel)
+        ints = table[:, 9:].long()
+        bi = torch.div(sel, Fn, rounding_mode="floor")
+        base = bi * (H * W) + ints[:, 1] * W + ints[:, 0]
+        meta = torch.stack([base, ints[:, 2], sel - bi * Fn], dim=1)  # (T, 3): box origin pixel, width, face
+        _scatter_chunks(buf, table[:, :9].contiguous(), meta, ints[:, 3], W, s)
+    return _fragments(buf, B, H, W)
+
+
+def _triangle_boxes(tri_xy: torch.Tensor, tri_z: torch.Tensor, H: int, W: int, s: RasterSettings):
+    """tri_xy (N, 3, 2) pixels, tri_z (N, 3) metres, float32 -> v0 (N, 2), edges e1 = v1 - v0 and
+    e2 = v2 - v0 (N, 2), twice the signed area (N,), the box of pixel centres lo, hi (N, 2) clamped
+    to the image (float, integral values), and keep (N,) bool: in front of ``near``, a non-empty
+    box, a finite area, front-facing (or, without culling, not degenerate)."""
     v0 = tri_xy[:, 0]
     e1 = tri_xy[:, 1] - v0
     e2 = tri_xy[:, 2] - v0
@@ -94,41 +113,42 @@ def rasterize(
     hi[:, 1].clamp_(max=H - 1)
     keep = (tri_z.amin(dim=1) > s.near) & (hi >= lo).all(dim=1) & torch.isfinite(area2)
     keep &= (area2 < 0) if s.cull_backfaces else (area2 != 0)
+    return v0, e1, e2, area2, lo, hi, keep
 
-    sel = keep.nonzero(as_tuple=True)[0]  # surviving triangles in the flat (B*F) list
-    buf = torch.full((B * H * W,), _EMPTY, dtype=torch.int64, device=device)
-    if sel.numel():
-        inv_a = 1.0 / area2
-        iz = 1.0 / tri_z
-        # from v0, d = (dx, dy): b1 = cross(d, e2) / a = dx a1 + dy c1, b2 = cross(e1, d) / a = dx a2 + dy c2,
-        # 1/depth = iz0 + dx gx + dy gy; the box origin (x0, y0) is at d = (sx, sy).
-        a1, c1 = e2[:, 1] * inv_a, -e2[:, 0] * inv_a
-        a2, c2 = -e1[:, 1] * inv_a, e1[:, 0] * inv_a
-        d1, d2 = iz[:, 1] - iz[:, 0], iz[:, 2] - iz[:, 0]
-        table = torch.stack(
-            [
-                lo[:, 0] - v0[:, 0],
-                lo[:, 1] - v0[:, 1],
-                a1,
-                c1,
-                a2,
-                c2,
-                a1 * d1 + a2 * d2,
-                c1 * d1 + c2 * d2,
-                iz[:, 0],
-                lo[:, 0],
-                lo[:, 1],
-                hi[:, 0] - lo[:, 0] + 1,
-                hi[:, 1] - lo[:, 1] + 1,
-            ],
-            dim=1,
-        ).index_select(0, sel)  # (T, 13) float32; the last four are exact small integers
-        ints = table[:, 9:].long()
-        bi = torch.div(sel, Fn, rounding_mode="floor")
-        base = bi * (H * W) + ints[:, 1] * W + ints[:, 0]
-        meta = torch.stack([base, ints[:, 2], sel - bi * Fn], dim=1)  # (T, 3): box origin pixel, width, face
-        _scatter_chunks(buf, table[:, :9].contiguous(), meta, ints[:, 3], W, s)
 
+def _triangle_table(v0, e1, e2, area2, tri_z, lo, hi) -> torch.Tensor:
+    """Per triangle (N,) -> (N, 13) float32: sx, sy, a1, c1, a2, c2, gx, gy, iz0 (the edge and
+    1/depth coefficients, 1/metres) then the box's x0, y0, width, height (exact small integers).
+
+    From v0, d = (dx, dy): b1 = cross(d, e2) / a = dx a1 + dy c1, b2 = cross(e1, d) / a = dx a2 + dy c2,
+    1/depth = iz0 + dx gx + dy gy; the box origin (x0, y0) is at d = (sx, sy)."""
+    inv_a = 1.0 / area2
+    iz = 1.0 / tri_z
+    a1, c1 = e2[:, 1] * inv_a, -e2[:, 0] * inv_a
+    a2, c2 = -e1[:, 1] * inv_a, e1[:, 0] * inv_a
+    d1, d2 = iz[:, 1] - iz[:, 0], iz[:, 2] - iz[:, 0]
+    return torch.stack(
+        [
+            lo[:, 0] - v0[:, 0],
+            lo[:, 1] - v0[:, 1],
+            a1,
+            c1,
+            a2,
+            c2,
+            a1 * d1 + a2 * d2,
+            c1 * d1 + c2 * d2,
+            iz[:, 0],
+            lo[:, 0],
+            lo[:, 1],
+            hi[:, 0] - lo[:, 0] + 1,
+            hi[:, 1] - lo[:, 1] + 1,
+        ],
+        dim=1,
+    )
+
+
+def _fragments(buf: torch.Tensor, B: int, H: int, W: int) -> Fragments:
+    """The z-buffer (B*H*W,) int64 of (depth bits << 32) | face keys (_EMPTY: none) -> Fragments."""
     empty = buf == _EMPTY
     tri_id = torch.where(empty, torch.full_like(buf, -1), buf & _LOW32)
     zbits = (buf >> 32).to(torch.int32)
@@ -147,7 +167,7 @@ def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _scatter_chunks(buf, coef, meta, heights, W, s: RasterSettings) -> None:
     """Expand triangles into rows, rows into inside pixel spans, and z-test the pixels into buf.
 
-    coef (T, 9) float: sx, sy, a1, c1, a2, c2, gx, gy, iz0 (see ``rasterize``); meta (T, 3)
+    coef (T, 9) float: sx, sy, a1, c1, a2, c2, gx, gy, iz0 (see ``_triangle_table``); meta (T, 3)
     int64: box origin pixel index, box width, face id; heights (T,) box heights.
     """
     T = heights.shape[0]

@@ -145,88 +145,19 @@ class Renderer:
         cam = camera.expand(B)
         H, W = cam.image_size
         faces = self._faces_on(device)
-        Fn = faces.shape[0]
         pix, depth = cam.project(vertices)
         frags = rasterize(pix, depth, faces, (H, W), self.settings.raster)
-
-        with torch.no_grad():
-            tri = frags.tri_id.view(-1)
-            pidx = (tri >= 0).nonzero(as_tuple=True)[0]  # (P,) covered pixels, sorted by batch
-            b = torch.div(pidx, H * W, rounding_mode="floor")
-            rem = pidx - b * (H * W)
-            gtri = b * Fn + tri.index_select(0, pidx)  # (P,) triangle of each pixel in the flat (B*F) list
-            # the triangles that won pixels, compacted: planes are computed for these only
-            used = torch.zeros(B * Fn, dtype=torch.bool, device=device)
-            used[gtri] = True
-            used = used.nonzero(as_tuple=True)[0]  # (U,)
-            slot = torch.empty(B * Fn, dtype=torch.int64, device=device)
-            slot[used] = torch.arange(used.shape[0], device=device)
-            row = slot.index_select(0, gtri)  # (P,) index into the U used triangles
-            ub = torch.div(used, Fn, rounding_mode="floor")
-            uf = used - ub * Fn
-            corner = ub[:, None] * V + take_rows(faces, uf)  # (U, 3) rows of the flat (B*V) vertex arrays
-            y = torch.div(rem, W, rounding_mode="floor")
-            x = rem - y * W
-
-        tri_xy = take_rows(pix.reshape(B * V, 2), corner)  # (U, 3, 2)
-        tri_z = take_rows(depth.reshape(B * V), corner)
-        origin = tri_xy[:, 0].detach().round()  # (U, 2) constant reference pixel
-        offset = torch.stack([x, y], dim=1).to(dtype) - origin.index_select(0, row)  # (P, 2) small integers
-
-        normals_v = vertex_normals(vertices, faces)
-        per_vertex = [normals_v]
-        if vertex_colors is not None:
-            if vertex_colors.dim() == 2:
-                vertex_colors = vertex_colors[None]
-            per_vertex.append(vertex_colors.to(dtype).expand(B, V, -1))
-        if aux:
-            per_vertex.append(vertices)
-        flat = torch.cat(per_vertex, dim=-1).reshape(B * V, -1)
-        tri_attr = take_rows(flat, corner)  # (U, 3, C)
-        if texture is not None and vertex_colors is None:  # UVs per face corner
-            tri_attr = torch.cat([tri_attr, take_rows(self._grid_on(device, dtype), uf)], dim=-1)
-        planes = attribute_planes(tri_xy, tri_z, tri_attr, origin)
-        attrs = evaluate_planes(take_rows(planes, row), offset, skip=3)  # (P, C); normals unnormalised
-
+        cov = _coverage(frags.tri_id, faces, B, V, H, W)
         use_texture = texture is not None and vertex_colors is None
-        sizes = [3] + [3] * (vertex_colors is not None) + [3] * aux + [2] * use_texture
-        parts = attrs.split(sizes, dim=1)
-        n = F.normalize(parts[0], dim=-1, eps=1e-12)
-        k = 1
-        counts = None
-        if vertex_colors is not None:
-            albedo, k = parts[1], 2
-        if aux:
-            positions, k = parts[k], k + 1
-        if vertex_colors is None:
-            if use_texture:
-                counts = torch.bincount(b, minlength=B).tolist()
-                albedo = _sample_texture(texture.to(dtype), parts[k], counts)
-            else:
-                albedo = torch.ones_like(n)
-
-        if light is not None:
-            light = (light.to(dtype) * light.new_tensor(SH_CONSTANTS, dtype=dtype)[:, None]).expand(B, 9, -1)
-            basis = sh_basis(n, scaled=False)
-            if counts is None:
-                counts = torch.bincount(b, minlength=B).tolist()
-            shading = torch.cat([bs @ light[i] for i, bs in enumerate(basis.split(counts))], dim=0)
-            color = albedo * shading
-        else:
-            shading, color = None, albedo
-
-        with torch.no_grad():  # planar (B, C, H, W) destinations of the covered pixels
-            C = color.shape[1]
-            dest = ((b * (C * H * W) + rem)[:, None] + torch.arange(C, device=device) * (H * W)).view(-1)
-
-        def planar(v, base=None):
-            out = v.new_zeros(B * C * H * W) if base is None else base.reshape(-1)
-            return out.index_put((dest,), v.reshape(-1)).view(B, C, H, W)
-
+        attrs, vertex_colors = self._pixel_attributes(vertices, pix, depth, faces, cov, vertex_colors, aux, use_texture)
+        n, albedo, positions, counts = _split_attributes(attrs, cov, B, vertex_colors is not None, aux, use_texture,
+                                                         texture, dtype)
+        shading, color = _shade(n, albedo, light, cov, B, counts, dtype)
+        planar = _planar_writer(cov, color.shape[1], B, H, W)
         if background is None:
             image = planar(color)
         else:
-            image = planar(color, background.to(dtype).expand(B, C, H, W).contiguous())
+            image = planar(color, background.to(dtype).expand(B, color.shape[1], H, W).contiguous())
         mask = (frags.tri_id >= 0).to(dtype).unsqueeze(1)
         return RenderResult(
             image=image,
@@ -241,7 +172,129 @@ class Renderer:
             shading=planar(shading) if aux and shading is not None else None,
         )
 
+    def _pixel_attributes(self, vertices, pix, depth, faces, cov: _Coverage, vertex_colors, aux: bool,
+                          use_texture: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Perspective-correct interpolation at the P covered pixels (differentiable) ->
+        (P, C) attributes: unnormalised normal (3), then albedo (3) when vertex_colors, world
+        position (3, metres) when aux, grid_sample UV (2) when use_texture; and vertex_colors as
+        (B or 1, V, 3) (a (V, 3) input gains a batch axis)."""
+        B, V = vertices.shape[:2]
+        dtype = vertices.dtype
+        tri_xy = take_rows(pix.reshape(B * V, 2), cov.corner)  # (U, 3, 2)
+        tri_z = take_rows(depth.reshape(B * V), cov.corner)
+        origin = tri_xy[:, 0].detach().round()  # (U, 2) constant reference pixel
+        offset = torch.stack([cov.x, cov.y], dim=1).to(dtype) - origin.index_select(0, cov.row)  # (P, 2) small integers
+
+        normals_v = vertex_normals(vertices, faces)
+        per_vertex = [normals_v]
+        if vertex_colors is not None:
+            if vertex_colors.dim() == 2:
+                vertex_colors = vertex_colors[None]
+            per_vertex.append(vertex_colors.to(dtype).expand(B, V, -1))
+        if aux:
+            per_vertex.append(vertices)
+        flat = torch.cat(per_vertex, dim=-1).reshape(B * V, -1)
+        tri_attr = take_rows(flat, cov.corner)  # (U, 3, C)
+        if use_texture:  # UVs per face corner
+            tri_attr = torch.cat([tri_attr, take_rows(self._grid_on(vertices.device, dtype), cov.uf)], dim=-1)
+        planes = attribute_planes(tri_xy, tri_z, tri_attr, origin)
+        attrs = evaluate_planes(take_rows(planes, cov.row), offset, skip=3)  # (P, C); normals unnormalised
+        return attrs, vertex_colors
+
     __call__ = render
+
+
+@dataclass
+class _Coverage:
+    """The P covered pixels (sorted by batch) and the U distinct triangles that won them (no gradients).
+
+    b, rem, x, y (P,) int64: batch, pixel index y * W + x within the image, column, row;
+    row (P,): index of the pixel's triangle among the U; uf (U,): face index of each used
+    triangle; corner (U, 3): its vertices' rows in the flat (B*V) vertex arrays."""
+
+    b: torch.Tensor
+    rem: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    row: torch.Tensor
+    uf: torch.Tensor
+    corner: torch.Tensor
+
+
+@torch.no_grad()
+def _coverage(tri_id: torch.Tensor, faces: torch.Tensor, B: int, V: int, H: int, W: int) -> _Coverage:
+    """tri_id (B, H, W) int64 (-1 empty), faces (F, 3) -> the covered pixels and their triangles,
+    compacted: attribute planes are computed for the used triangles only."""
+    device = tri_id.device
+    Fn = faces.shape[0]
+    tri = tri_id.view(-1)
+    pidx = (tri >= 0).nonzero(as_tuple=True)[0]  # (P,) covered pixels, sorted by batch
+    b = torch.div(pidx, H * W, rounding_mode="floor")
+    rem = pidx - b * (H * W)
+    gtri = b * Fn + tri.index_select(0, pidx)  # (P,) triangle of each pixel in the flat (B*F) list
+    used = torch.zeros(B * Fn, dtype=torch.bool, device=device)
+    used[gtri] = True
+    used = used.nonzero(as_tuple=True)[0]  # (U,)
+    slot = torch.empty(B * Fn, dtype=torch.int64, device=device)
+    slot[used] = torch.arange(used.shape[0], device=device)
+    row = slot.index_select(0, gtri)  # (P,) index into the U used triangles
+    ub = torch.div(used, Fn, rounding_mode="floor")
+    uf = used - ub * Fn
+    corner = ub[:, None] * V + take_rows(faces, uf)  # (U, 3) rows of the flat (B*V) vertex arrays
+    y = torch.div(rem, W, rounding_mode="floor")
+    x = rem - y * W
+    return _Coverage(b=b, rem=rem, x=x, y=y, row=row, uf=uf, corner=corner)
+
+
+def _split_attributes(attrs: torch.Tensor, cov: _Coverage, B: int, has_colors: bool, aux: bool, use_texture: bool,
+                      texture: torch.Tensor | None, dtype: torch.dtype):
+    """attrs (P, C) from ``_pixel_attributes`` -> n (P, 3) unit normals, albedo (P, 3) (vertex
+    colours, the texture's samples, or white), positions (P, 3) metres or None, and the covered
+    pixels per batch item (list of B ints) when already counted, else None."""
+    sizes = [3] + [3] * has_colors + [3] * aux + [2] * use_texture
+    parts = attrs.split(sizes, dim=1)
+    n = F.normalize(parts[0], dim=-1, eps=1e-12)
+    k = 1
+    counts = None
+    positions = None
+    if has_colors:
+        albedo, k = parts[1], 2
+    if aux:
+        positions, k = parts[k], k + 1
+    if not has_colors:
+        if use_texture:
+            counts = torch.bincount(cov.b, minlength=B).tolist()
+            albedo = _sample_texture(texture.to(dtype), parts[k], counts)
+        else:
+            albedo = torch.ones_like(n)
+    return n, albedo, positions, counts
+
+
+def _shade(n: torch.Tensor, albedo: torch.Tensor, light: torch.Tensor | None, cov: _Coverage, B: int,
+           counts: list[int] | None, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """n (P, 3) unit normals, albedo (P, 3), light (B or 1, 9, 3) SH or None -> shading (P, 3)
+    (None when unlit) and colour (P, 3) = albedo * shading."""
+    if light is None:
+        return None, albedo
+    light = (light.to(dtype) * light.new_tensor(SH_CONSTANTS, dtype=dtype)[:, None]).expand(B, 9, -1)
+    basis = sh_basis(n, scaled=False)
+    if counts is None:
+        counts = torch.bincount(cov.b, minlength=B).tolist()
+    shading = torch.cat([bs @ light[i] for i, bs in enumerate(basis.split(counts))], dim=0)
+    return shading, albedo * shading
+
+
+def _planar_writer(cov: _Coverage, C: int, B: int, H: int, W: int):
+    """A function (P, C) values [, base (B, C, H, W)] -> (B, C, H, W) image with the values at the
+    covered pixels (zero, or base, elsewhere)."""
+    with torch.no_grad():  # planar (B, C, H, W) destinations of the covered pixels
+        dest = ((cov.b * (C * H * W) + cov.rem)[:, None] + torch.arange(C, device=cov.b.device) * (H * W)).view(-1)
+
+    def planar(v, base=None):
+        out = v.new_zeros(B * C * H * W) if base is None else base.reshape(-1)
+        return out.index_put((dest,), v.reshape(-1)).view(B, C, H, W)
+
+    return planar
 
 
 def _sample_texture(texture: torch.Tensor, grid: torch.Tensor, counts: list[int]) -> torch.Tensor:

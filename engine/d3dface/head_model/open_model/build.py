@@ -74,6 +74,8 @@ def remove_folds(template: np.ndarray, faces: np.ndarray, shapedirs: np.ndarray,
 
 def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
                      settings: RegistrationSettings | None = None, log=print) -> tuple[HeadModel, BuildReport]:
+    """The open head model from ICT-FaceKit Light (``ict_dir``) and the FLAME topology
+    (``flame_dir``), with its build report; ``log`` receives one line per step."""
     flame = load_flame_topology(flame_dir)
     ict = load_ict(ict_dir)
 
@@ -90,6 +92,24 @@ def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
     err_reg = np.linalg.norm(_landmarks(flame, template) - ict_lmk, axis=1)[INNER_LANDMARKS]
 
     log("transferring 100 identity and 53 expression shapes")
+    shapedirs, exprdirs, eyeball = _transfer_shapes(flame, ict, reg, ict_v, s, R)
+    log("removing folds the source shapes make on this topology")
+    folds = remove_folds(template, flame.faces, shapedirs, exprdirs, eyeball)
+
+    log("deriving joints and skinning weights")
+    jaw_open = exprdirs[:, :, ict.expression_names.index("jawOpen")].astype(np.float64)
+    regressor, weights, jaw = derive_rig(template, flame.faces, flame.regions, jaw_open)
+
+    report = _build_report(flame, reg, s, err_sim, err_reg, folds, jaw)
+    rig = (regressor, weights)
+    return _head_model(flame, ict, template, shapedirs, exprdirs, rig, _model_meta(ict, report)), report
+
+
+def _transfer_shapes(flame: HeadModel, ict, reg, ict_v: np.ndarray, s, R) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ICT's identity and expression deltas carried onto the registered template: shapedirs
+    (V, 3, 100) and exprdirs (V, 3, 53) metres (skin by surface correspondence, eyeballs
+    rigidly), and the eyeball vertex ids (both eyes)."""
+    template = reg.vertices
     eyeball = np.concatenate([flame.regions["left_eyeball"], flame.regions["right_eyeball"]])
     skin_ids = np.setdiff1d(np.arange(flame.num_vertices), eyeball)
     skin_tris = ict.triangles[(ict.part[ict.triangles] <= 1).all(1)]
@@ -102,15 +122,14 @@ def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
             dirs[f_eye] = rigid_eyeball_deltas(d_aligned, f_eye, np.where(ict.part == part)[0], ict_v, template)
         bases.append(dirs)
     shapedirs, exprdirs = bases
-    log("removing folds the source shapes make on this topology")
-    folds = remove_folds(template, flame.faces, shapedirs, exprdirs, eyeball)
+    return shapedirs, exprdirs, eyeball
 
-    log("deriving joints and skinning weights")
-    jaw_open = exprdirs[:, :, ict.expression_names.index("jawOpen")].astype(np.float64)
-    regressor, weights, jaw = derive_rig(template, flame.faces, flame.regions, jaw_open)
 
+def _build_report(flame: HeadModel, reg, s, err_sim, err_reg: np.ndarray, folds: dict, jaw) -> BuildReport:
+    """The build report: err_sim (scalar) and err_reg (51,) landmark errors in metres, the
+    registration's face surface distances, the folds removed and the derived jaw joint (in mm)."""
     fv = flame.regions["face"]
-    report = BuildReport(
+    return BuildReport(
         similarity_scale=float(s),
         landmark_error_similarity_mm=float(err_sim * 1000),
         landmark_error_registered_mm=float(err_reg.mean() * 1000),
@@ -125,7 +144,11 @@ def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
         jaw_open_angle_deg=float(np.degrees(jaw.angle)),
         jaw_rigid_rms_mm=float(jaw.rms_residual * 1000),
     )
-    meta = {
+
+
+def _model_meta(ict, report: BuildReport) -> dict:
+    """The model file's metadata: name, sources, licences, attribution, priors, the build report (JSON)."""
+    return {
         "name": OPEN_MODEL_NAME,
         "source": "ICT-FaceKit Light (shared/assets/ict-facekit) carried onto the FLAME topology (shared/assets/flame)",
         "licence": "shape data: MIT (ICT-FaceKit); topology, UVs, regions, landmark embeddings: FLAME (MPI-IS)",
@@ -135,8 +158,15 @@ def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
         "expression_range": "ARKit blendshape weights in [0, 1]",
         "build_report": json.dumps(asdict(report), sort_keys=True),
     }
+
+
+def _head_model(flame: HeadModel, ict, template: np.ndarray, shapedirs: np.ndarray, exprdirs: np.ndarray,
+                rig: tuple[np.ndarray, np.ndarray], meta: dict) -> HeadModel:
+    """The HeadModel: template (V, 3) metres (stored float32), the shape bases, rig = (joint
+    regressor, skinning weights), zero pose correctives; FLAME's faces, UVs, regions and landmarks."""
+    regressor, weights = rig
     V = flame.num_vertices
-    model = HeadModel(
+    return HeadModel(
         v_template=template.astype(np.float32),
         faces=flame.faces,
         uvs=flame.uvs,
@@ -154,4 +184,3 @@ def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
         lmk_mediapipe=flame.lmk_mediapipe,
         meta=meta,
     )
-    return model, report
