@@ -8,6 +8,8 @@ A job ends in exactly one of: ``done`` (result path), ``failed`` (message and ki
 ``cancelled``. When the worker dies, the running job fails with kind ``worker`` and the next
 job starts a fresh worker. ``cancel()`` asks the worker to stop; if it has not answered
 within ``CANCEL_GRACE_S`` the worker is killed, so a cancel always ends the job within a second.
+A worker whose ``ready`` line names another ``protocol`` than ``PROTOCOL_VERSION`` is stopped
+and the job fails with kind ``protocol`` and one line saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 1  # must equal d3dface.worker_protocol.PROTOCOL_VERSION of a matching engine
 CANCEL_GRACE_S = 0.8
 STARTUP_TIMEOUT_S = 120.0
 
@@ -233,10 +235,14 @@ class WorkerClient:
         if not isinstance(msg, dict):
             return
         kind = msg.get("type")
+        job = self.job
         if kind == "ready":
             self.ready = msg
+            if msg.get("protocol") != PROTOCOL_VERSION:
+                self.kill()  # it may misread the requests: stop it before it answers the job
+                if job is not None and job.running:
+                    self._finish(job, "failed", kind="protocol", message=protocol_mismatch(msg.get("protocol")))
             return
-        job = self.job
         if job is None or msg.get("id") != job.id or not job.running:
             return
         if kind == "progress":
@@ -274,6 +280,13 @@ class WorkerClient:
                 timeout = None
             time.sleep(interval)
         return job
+
+
+def protocol_mismatch(theirs) -> str:
+    """The one line shown when the engine and the add-on speak different worker protocols."""
+    spoken = "an unknown worker protocol" if theirs is None else f"worker protocol {theirs}"
+    return (f"the engine speaks {spoken}, this add-on {PROTOCOL_VERSION}: "
+            "install matching versions of the add-on and the engine")
 
 
 def worker_env(use_blender_python: bool) -> dict:

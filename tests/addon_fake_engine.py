@@ -1,15 +1,18 @@
-"""A fast stand-in for ``d3dface.reconstruct`` (same two functions, same signatures), for the
-worker and add-on tests. Select it with ``D3DFACE_WORKER_ENGINE=addon_fake_engine`` (tests/ on
+"""A fast stand-in for ``d3dface.reconstruct`` (the same ``reconstruct``, ``interpolate`` and
+``get_engine`` with the same signatures), for the worker and add-on tests. Select it with ``D3DFACE_WORKER_ENGINE=addon_fake_engine`` (tests/ on
 PYTHONPATH). It reads the image with the engine's real loader (so a bad image fails as in the
 real engine), reports progress for ``D3DFACE_FAKE_SECONDS`` (default 0.4 s) while polling
-cancel, and writes a ReconstructionResult built from the open head model's template:
-sample k is the template plus a seeded smooth offset on the lower face."""
+cancel, and writes a ReconstructionResult built from the open head model's template (sample k
+is the template plus a seeded smooth offset on the lower face) and its ``blender_scene.npz``,
+as the real engine's outputs stage does."""
 
 from __future__ import annotations
 
 import os
 import time
+from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -18,6 +21,14 @@ from d3dface.errors import D3DFaceError
 
 class Cancelled(D3DFaceError):
     kind = "cancelled"
+
+
+@lru_cache(maxsize=None)
+def get_engine(model=None, device="auto"):
+    """What the worker reads from an engine: its ``.model`` (the head model)."""
+    from d3dface.head_model import load_head_model
+
+    return SimpleNamespace(model=load_head_model(model), device=device)
 
 
 def template_result(samples: int = 3, seed: int = 0, image_path: str = "", image_size=(400, 300)):
@@ -74,7 +85,19 @@ def reconstruct(image, mask="auto", samples=8, seed=0, device="auto", diversity=
     res.timings = {"total": time.monotonic() - t0}
     path = Path(out_dir) / "result.npz"
     res.save(path)  # (the real engine replaces out_dir atomically with its files)
+    write_scene(res, path.with_name("blender_scene.npz"), model)
     return res, path
+
+
+def write_scene(res, path: Path, model=None) -> Path:
+    """``blender_scene.npz`` as ``d3dface.outputs.reconstruction_files`` writes it."""
+    from d3dface.atomic import write_atomic
+    from d3dface.outputs.blender_scene import scene_hints
+    from d3dface.paths import mean_texture_path
+
+    texture = mean_texture_path()
+    hints = scene_hints(res, get_engine(model).model, mean_texture=str(texture) if texture and texture.is_file() else "")
+    return write_atomic(path, lambda p: np.savez(p, **hints))
 
 
 def interpolate(result_path, i, j, steps, device="auto", model=None):

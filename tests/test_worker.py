@@ -22,6 +22,7 @@ TESTS = REPO / "tests"
 IMAGE = REPO.parent / "shared" / "images" / "occluded" / "glasses_woman.jpg"
 sys.path.insert(0, str(REPO))  # d3dface_addon.worker_client is bpy-free
 
+from d3dface_addon import worker_client  # noqa: E402
 from d3dface_addon.worker_client import EngineBusy, WorkerClient  # noqa: E402
 
 
@@ -36,8 +37,9 @@ def fake_env(seconds=0.4, **extra) -> dict:
 class Worker:
     """A worker process driven line by line."""
 
-    def __init__(self, cache: Path, **env):
-        self.proc = subprocess.Popen([sys.executable, "-m", "d3dface.worker", "--cache", str(cache)],
+    def __init__(self, cache: Path | None, **env):
+        cmd = [sys.executable, "-m", "d3dface.worker"] + ([] if cache is None else ["--cache", str(cache)])
+        self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=fake_env(**env), bufsize=1)
         self.lines: list[str] = []
@@ -110,7 +112,9 @@ def test_reconstruct_reports_progress_then_one_result(worker, tmp_path):
 
     res = ReconstructionResult.load(final["path"])
     assert res.samples.shape == (3, 5023, 3) and final["info"]["samples"] == 3
-    assert Path(final["scene"]).is_file()
+    # the scene file is the one the engine wrote next to result.npz
+    assert final["scene"] == str(Path(final["path"]).with_name("blender_scene.npz")) and Path(final["scene"]).is_file()
+    assert final["info"]["has_rig"] is True
 
 
 def test_second_job_is_refused_while_one_runs(worker, tmp_path):
@@ -199,6 +203,59 @@ def test_internal_errors_go_to_the_log_not_the_message(tmp_path):
         w.close()
 
 
+def test_default_cache_is_the_engines_cache_folder(tmp_path):
+    from d3dface.paths import ENV_CACHE
+
+    w = Worker(None, D3DFACE_FAKE_CRASH="1", seconds=0.05, **{ENV_CACHE: str(tmp_path / "engine-cache")})
+    try:
+        assert w.read(60)["type"] == "ready"
+        w.send({"op": "reconstruct", "id": "x", "args": {"image": str(IMAGE), "out_dir": str(tmp_path / "out")}})
+        final, _ = w.until_final("x")
+        assert final["kind"] == "internal" and Path(final["log"]).parent == tmp_path / "engine-cache"
+    finally:
+        w.close()
+
+
+# ---- images sent from the .blend ------------------------------------------------------------
+def test_blender_images_use_one_alpha_threshold_for_pixels_and_files(tmp_path):
+    from PIL import Image
+
+    from d3dface.inputs.blender_images import blender_image_to_png
+
+    alpha8 = np.array([[0, 126, 127, 128], [129, 200, 255, 64]], np.uint8)  # top row first
+    rgba8 = np.dstack([np.full_like(alpha8, 90), np.full_like(alpha8, 150), np.full_like(alpha8, 210), alpha8])
+    Image.fromarray(rgba8, "RGBA").save(tmp_path / "painted.png")
+    np.save(tmp_path / "painted.npy", (rgba8[::-1] / 255.0).astype(np.float32))  # Blender: bottom row first
+    expect = np.where(alpha8 < 128, 255, 0)
+    for src in ("painted.png", "painted.npy"):
+        out = blender_image_to_png(tmp_path / src, tmp_path / f"mask_{src}.png", mask_from_alpha=True)
+        assert np.array_equal(np.asarray(Image.open(out)), expect), src
+    photo = blender_image_to_png(tmp_path / "painted.npy", tmp_path / "photo.png")
+    assert np.array_equal(np.asarray(Image.open(photo)), rgba8[..., :3])
+    np.save(tmp_path / "opaque.npy", np.full((2, 3, 3), 0.25, np.float32))  # no alpha: nothing erased
+    out = blender_image_to_png(tmp_path / "opaque.npy", tmp_path / "opaque_mask.png", mask_from_alpha=True)
+    assert not np.asarray(Image.open(out)).any()
+
+
+def test_reconstruct_takes_blender_pixels_and_a_painted_mask(worker, tmp_path):
+    from PIL import Image
+
+    with Image.open(IMAGE) as im:
+        rgb = np.asarray(im.convert("RGB"), np.float32) / 255.0
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    alpha[: rgb.shape[0] // 3] = 0.0  # erased: the top third (top row first)
+    np.save(tmp_path / "photo.npy", np.dstack([rgb, np.ones_like(alpha)])[::-1])
+    np.save(tmp_path / "mask.npy", np.dstack([rgb, alpha])[::-1])
+    worker.send({"op": "reconstruct", "id": "px", "args": {"image": str(tmp_path / "photo.npy"), "samples": 2,
+                                                           "mask": str(tmp_path / "mask.npy"), "mask_from_alpha": True,
+                                                           "out_dir": str(tmp_path / "job")}})
+    final, _ = worker.until_final("px")
+    assert final["type"] == "result", final
+    mask = np.asarray(Image.open(tmp_path / "job" / "painted_mask.png"))
+    assert mask.shape == alpha.shape and np.array_equal(mask > 0, alpha < 0.5)
+    assert np.asarray(Image.open(tmp_path / "job" / "photo.png")).shape == rgb.shape
+
+
 # ---- scene hints (the numbers the add-on must not compute) ----------------------------------
 def test_scene_hints_match_the_engine_camera_and_rig():
     import torch
@@ -255,6 +312,20 @@ def test_client_survives_a_killed_worker_and_refuses_a_second_job(tmp_path):
         client.env["D3DFACE_FAKE_SECONDS"] = "0.1"
         job2 = client.wait(client.submit("reconstruct", {"image": str(IMAGE), "samples": 2, "out_dir": str(tmp_path / "b")}), 60)
         assert job2.state == "done" and Path(job2.result_path).is_file()
+    finally:
+        client.stop()
+
+
+def test_client_refuses_a_worker_of_another_protocol(tmp_path, monkeypatch):
+    assert worker_client.PROTOCOL_VERSION == wp.PROTOCOL_VERSION  # the add-on mirrors the engine's protocol
+    monkeypatch.setattr(worker_client, "PROTOCOL_VERSION", wp.PROTOCOL_VERSION + 1)
+    client = WorkerClient(sys.executable, str(tmp_path / "cache"), fake_env(seconds=0.1))
+    try:
+        job = client.wait(client.submit("check", {}), 60)
+        assert job.state == "failed" and job.kind == "protocol" and "\n" not in job.message
+        assert job.message == (f"the engine speaks worker protocol {wp.PROTOCOL_VERSION}, this add-on "
+                               f"{wp.PROTOCOL_VERSION + 1}: install matching versions of the add-on and the engine")
+        assert not client.alive  # the worker was stopped
     finally:
         client.stop()
 

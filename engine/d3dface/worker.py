@@ -10,9 +10,12 @@ Errors: a D3DFaceError becomes an ``error`` with its kind and one-line message; 
 exception an ``error`` of kind ``internal`` whose traceback goes to ``worker-errors.log`` in
 the cache folder (named in the message's ``log``), never to Blender's UI.
 
-The engine functions are ``d3dface.reconstruct.reconstruct`` and ``.interpolate``; the
-environment variable ``D3DFACE_WORKER_ENGINE`` names another module with the same two
-functions (tests use it for a fast stand-in).
+The worker calls the engine module and nothing more: ``d3dface.reconstruct.reconstruct``
+(which writes the output folder, ``blender_scene.npz`` included), ``.interpolate`` and
+``.get_engine`` (whose ``.model`` is the head model the ``check`` op reports). The environment
+variable ``D3DFACE_WORKER_ENGINE`` names another module with the same three functions (tests
+use it for a fast stand-in). Images sent from the .blend are converted by
+``d3dface.inputs.blender_images``.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from pathlib import Path
 from . import __version__
 from . import worker_protocol as wp
 from .errors import Cancelled, D3DFaceError
+from .paths import ENV_CACHE, cache_dir
 
 ENV_ENGINE = "D3DFACE_WORKER_ENGINE"
-ENV_CACHE = "D3DFACE_CACHE"
 PROGRESS_INTERVAL_S = 0.05
 
 
@@ -48,7 +51,6 @@ class Worker:
         self._job: threading.Thread | None = None
         self._job_id: str | None = None
         self._cancel = threading.Event()
-        self._models: dict = {}
         self._engine = None
 
     # ---- output -------------------------------------------------------------------------
@@ -149,14 +151,6 @@ class Worker:
             self._engine = importlib.import_module(os.environ.get(ENV_ENGINE) or "d3dface.reconstruct")
         return self._engine
 
-    def head_model(self, source):
-        key = str(source) if source else None
-        if key not in self._models:
-            from .head_model import load_head_model
-
-            self._models[key] = load_head_model(key)
-        return self._models[key]
-
     def _out_dir(self, args: dict, prefix: str) -> Path:
         if args.get("out_dir"):
             path = Path(args["out_dir"])
@@ -169,9 +163,8 @@ class Worker:
     def reconstruct(self, job_id: str, args: dict) -> dict:
         import numpy as np
 
-        from .atomic import write_atomic
         from .errors import InputFileError
-        from .outputs.blender_scene import scene_hints
+        from .inputs.blender_images import blender_image_to_png
 
         progress, cancel = self._callbacks(job_id)
         progress("start: loading the engine", 0.0)
@@ -179,28 +172,26 @@ class Worker:
         if not image.is_file():
             raise InputFileError(f"image not found: {image}")
         out_dir = self._out_dir(args, "job-")
-        if image.suffix.lower() == ".npy":  # pixels of an image in the .blend (see blender_pixels_to_png)
-            image = blender_pixels_to_png(image, out_dir / "photo.png")
+        if image.suffix.lower() == ".npy":  # pixels of an image in the .blend
+            image = blender_image_to_png(image, out_dir / "photo.png")
         mask = args["mask"]
-        if mask not in (None, "auto", "none"):
-            if str(mask).lower().endswith(".npy"):
-                mask = str(blender_pixels_to_png(mask, out_dir / "painted_mask.png", args.get("mask_from_alpha", False)))
-            elif args.get("mask_from_alpha"):
-                mask = str(alpha_mask_to_png(mask, out_dir / "painted_mask.png"))
-        engine = self.engine()
-        model = self.head_model(args.get("model"))
-        res, path = engine.reconstruct(  # the engine writes (and replaces) its own output folder
+        from_alpha = bool(args.get("mask_from_alpha"))
+        if mask not in (None, "auto", "none") and (from_alpha or str(mask).lower().endswith(".npy")):
+            mask = str(blender_image_to_png(mask, out_dir / "painted_mask.png", from_alpha))
+        res, path = self.engine().reconstruct(  # the engine writes (and replaces) its own output folder
             str(image), mask=mask or "none", samples=int(args["samples"]), seed=int(args["seed"]),
             device=args["device"], diversity=float(args["diversity"]), out_dir=str(out_dir / "result"),
             progress=progress, cancel=cancel, model=args.get("model"),
         )
         if cancel():
             raise Cancelled("cancelled")
-        progress("scene: preparing the Blender scene", 1.0)
-        hints = scene_hints(res, model, mean_texture=_mean_texture())
-        scene = write_atomic(Path(path).with_name("blender_scene.npz"), lambda p: np.savez(p, **hints))
+        scene = Path(path).with_name("blender_scene.npz")  # written by the engine's outputs stage
+        if not scene.is_file():
+            raise RuntimeError(f"the engine wrote no {scene.name} next to {path}")
+        with np.load(scene) as hints:
+            has_rig = "bone_heads" in hints.files
         info = {"samples": res.num_samples, "vertices": int(res.fit_vertices.shape[0]),
-                "timings": res.timings, "has_rig": "bone_heads" in hints}
+                "timings": res.timings, "has_rig": has_rig}
         return wp.result(job_id, str(path), str(scene), info)
 
     def interpolate(self, job_id: str, args: dict) -> dict:
@@ -243,72 +234,20 @@ class Worker:
         info["device"] = ("cuda" if info["cuda_available"] else "cpu") if device == "auto" else device
         if device == "cuda" and not info["cuda_available"]:
             raise D3DFaceError("device cuda: no CUDA device is available to this torch build")
-        progress("check: loading the head model", 0.5)
-        model = self.head_model(args.get("model"))
-        info["head_model"] = model.meta.get("name", "") or str(args.get("model") or "default")
-        info["head_model_vertices"] = model.num_vertices
-        info["head_model_lbs"] = bool(model.has_lbs)
+        progress("check: loading the engine and its head model", 0.5)
         try:
             eng = self.engine()
-            info["reconstruct"] = hasattr(eng, "reconstruct")
         except ImportError as exc:
             info["reconstruct"] = False
             info["reconstruct_missing"] = str(exc)
+        else:
+            info["reconstruct"] = hasattr(eng, "reconstruct")
+            model = eng.get_engine(args.get("model"), device).model  # the engine keeps it for the jobs that follow
+            info["head_model"] = model.meta.get("name", "") or str(args.get("model") or "default")
+            info["head_model_vertices"] = model.num_vertices
+            info["head_model_lbs"] = bool(model.has_lbs)
         progress("check: done", 1.0)
         return wp.result(job_id, "", None, info)
-
-
-def _mean_texture() -> str:
-    from .paths import find_assets_dir
-
-    with contextlib.suppress(Exception):
-        assets = find_assets_dir(required=False)
-        if assets is not None and (assets / "flame" / "mean_texture.jpg").is_file():
-            return str(assets / "flame" / "mean_texture.jpg")
-    return ""
-
-
-def alpha_mask_to_png(path, out: Path) -> Path:
-    """A mask painted by erasing alpha (the add-on's painted mask) -> white = occluded PNG."""
-    import numpy as np
-    from PIL import Image
-
-    from .atomic import write_atomic
-    from .errors import InputFileError
-
-    try:
-        with Image.open(path) as im:
-            rgba = np.asarray(im.convert("RGBA"))
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"cannot read the painted mask {path}: {exc}") from None
-    mask = np.where(rgba[..., 3] < 128, 255, 0).astype(np.uint8)
-    return write_atomic(out, lambda p: Image.fromarray(mask, "L").save(p))
-
-
-def blender_pixels_to_png(path, out: Path, mask_from_alpha: bool = False) -> Path:
-    """An image from the .blend, sent as its ``Image.pixels`` (an .npy of (H, W, C) floats in
-    0..1, bottom row first) -> a PNG the engine reads: the picture itself, or with
-    ``mask_from_alpha`` the painted mask (alpha < 0.5, i.e. erased, = occluded = white)."""
-    import numpy as np
-    from PIL import Image
-
-    from .atomic import write_atomic
-    from .errors import InputFileError
-
-    try:
-        px = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"cannot read the image pixels {path}: {exc}") from None
-    if px.ndim != 3 or px.shape[2] not in (1, 3, 4) or px.size == 0:
-        raise InputFileError(f"image pixels {path} have shape {px.shape}, expected (H, W, 1|3|4)")
-    px = px[::-1]  # Blender stores the bottom row first
-    if mask_from_alpha:
-        alpha = px[..., 3] if px.shape[2] == 4 else np.ones(px.shape[:2])
-        img = Image.fromarray(np.where(alpha < 0.5, 255, 0).astype(np.uint8), "L")
-    else:
-        rgb = np.repeat(px, 3, 2) if px.shape[2] == 1 else px[..., :3]
-        img = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
-    return write_atomic(out, lambda p: img.save(p))
 
 
 def _protocol_stream():
@@ -321,13 +260,14 @@ def _protocol_stream():
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m d3dface.worker", description="d3dface engine worker (JSON lines)")
-    parser.add_argument("--cache", default=os.environ.get(ENV_CACHE) or str(Path(tempfile.gettempdir()) / "d3dface"))
+    parser.add_argument("--cache", default=None, help="job folders and worker-errors.log "
+                        f"(default: the engine's cache folder, {ENV_CACHE} or ~/.cache/d3dface)")
     args = parser.parse_args(argv)
     from .devices import configure_threads
 
     configure_threads()
     out = _protocol_stream()
-    worker = Worker(out, Path(args.cache))
+    worker = Worker(out, Path(args.cache) if args.cache else cache_dir())
     worker.serve(iter(sys.stdin.readline, ""))
     out.flush()
     return 0
