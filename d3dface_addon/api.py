@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import bpy
 
+from . import engine_defaults as D
 from . import scene_writer
 from .jobs import RUNNER
 
 
-def reconstruct(filepath: str, mask: str = "auto", samples: int = 8, seed: int = 0, diversity: float = 1.0,
+def reconstruct(filepath: str, mask: str = D.MASK, samples: int = D.SAMPLES, seed: int = D.SEED, diversity: float = D.DIVERSITY,
                 device: str = "DEFAULT", mode: str = "NEW", target=None, name: str = "",
                 set_scene_camera: bool = True, timeout: float = 0.0):
     """Reconstruct ``filepath``; returns the head object (new, or ``target`` for REPLACE/ADD)."""
@@ -31,7 +32,7 @@ def reconstruct(filepath: str, mask: str = "auto", samples: int = 8, seed: int =
     return bpy.data.objects[RUNNER.last_object]
 
 
-def interpolate(obj, sample_a: int, sample_b: int, steps: int = 5, device: str = "DEFAULT") -> list[str]:
+def interpolate(obj, sample_a: int, sample_b: int, steps: int = D.INTERPOLATION_STEPS, device: str = "DEFAULT") -> list[str]:
     """Add the shape keys between two samples (1-based); returns their names."""
     before = set(shape_key_names(obj))
     bpy.ops.d3dface.interpolate(object_name=obj.name, sample_a=sample_a, sample_b=sample_b, steps=steps,

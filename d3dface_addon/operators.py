@@ -22,6 +22,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from . import engine_defaults as D
 from . import preferences, scene_writer
 from .jobs import RUNNER, window_context
 from .properties import RESULT_MODES
@@ -119,10 +120,10 @@ class D3DFACE_OT_reconstruct(bpy.types.Operator):
     bl_options = {"UNDO"}
 
     filepath: StringProperty(name="Photo", subtype="FILE_PATH")
-    mask: StringProperty(name="Mask", default="auto", description="auto, none, or a mask image (white = occluded)")
-    samples: IntProperty(name="Samples", default=8, min=1, max=64)
-    seed: IntProperty(name="Seed", default=0, min=0)
-    diversity: FloatProperty(name="Diversity", default=1.0, min=0.0)
+    mask: StringProperty(name="Mask", default=D.MASK, description="auto, none, or a mask image (white = occluded)")
+    samples: IntProperty(name="Samples", default=D.SAMPLES, min=1, max=D.MAX_SAMPLES)
+    seed: IntProperty(name="Seed", default=D.SEED, min=0)
+    diversity: FloatProperty(name="Diversity", default=D.DIVERSITY, min=0.0)
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="DEFAULT")
     mode: EnumProperty(name="Result", items=RESULT_MODES, default="NEW")
     target: StringProperty(name="Target", description="Object for Replace/Add (default: the active object)")
@@ -260,7 +261,7 @@ class D3DFACE_OT_interpolate(bpy.types.Operator):
     object_name: StringProperty(name="Object", description="Head object (default: the active object)")
     sample_a: IntProperty(name="From", default=1, min=1)
     sample_b: IntProperty(name="To", default=2, min=1)
-    steps: IntProperty(name="Steps", default=5, min=3, max=33)
+    steps: IntProperty(name="Steps", default=D.INTERPOLATION_STEPS, min=3, max=33)
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="DEFAULT")
 
     def execute(self, context):

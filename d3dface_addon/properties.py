@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from . import engine_defaults as D
 from .preferences import DEVICES
 
 RESULT_MODES = [("NEW", "New object", "Create a new head object"),
@@ -25,10 +26,10 @@ class D3DFaceSettings(bpy.types.PropertyGroup):
                ("PAINTED", "Painted", "A mask painted over the photo in the Image Editor (erase alpha over what is hidden)")])
     mask_filepath: StringProperty(name="Mask", subtype="FILE_PATH")
     mask_image: PointerProperty(name="Mask image", type=bpy.types.Image)
-    samples: IntProperty(name="Samples", default=8, min=1, max=64, description="Number of completions M")
-    diversity: FloatProperty(name="Diversity", default=1.0, min=0.0, max=10.0,
+    samples: IntProperty(name="Samples", default=D.SAMPLES, min=1, max=D.MAX_SAMPLES, description="Number of completions M")
+    diversity: FloatProperty(name="Diversity", default=D.DIVERSITY, min=0.0, max=10.0,
                              description="Strength of the diversity (DPP) term")
-    seed: IntProperty(name="Seed", default=0, min=0)
+    seed: IntProperty(name="Seed", default=D.SEED, min=0)
     device: EnumProperty(name="Device", items=[("DEFAULT", "Preferences", "The device set in the preferences"), *DEVICES],
                          default="DEFAULT")
     result_mode: EnumProperty(name="Result", items=RESULT_MODES, default="NEW")
@@ -36,5 +37,5 @@ class D3DFaceSettings(bpy.types.PropertyGroup):
                                    description="Make the fitted camera the scene camera and match the render size to the photo")
     interp_a: IntProperty(name="From", default=1, min=1, description="First sample (Sample NN)")
     interp_b: IntProperty(name="To", default=2, min=1, description="Second sample (Sample NN)")
-    interp_steps: IntProperty(name="Steps", default=5, min=3, max=33,
+    interp_steps: IntProperty(name="Steps", default=D.INTERPOLATION_STEPS, min=3, max=33,
                               description="Points from A to B, ends included; the inner ones become shape keys")

@@ -22,7 +22,8 @@ EXPECTED = ["render_fwd_bwd_224", "render_fwd_bwd_512", "fit", "vae_encode_b1", 
 def test_bench_quick_json(tmp_path):
     out = tmp_path / "bench.json"
     t = time.perf_counter()
-    p = subprocess.run([D3DFACE, "bench", "--quick", "--device", "cpu", "--threads", "1", "--json", str(out)],
+    p = subprocess.run([D3DFACE, "bench", "--quick", "--device", "cpu", "--threads", "1", "--json", str(out),
+                        "--addon-dir", Path(__file__).resolve().parents[1]],
                        capture_output=True, text=True, timeout=180)
     seconds = time.perf_counter() - t
     assert p.returncode == 0, p.stderr[-2000:]

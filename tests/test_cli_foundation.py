@@ -37,7 +37,7 @@ def test_info_on_flame_assets(flame_dir, capsys):
 
 def test_info_json_on_flame_pickle(tmp_path, flame_dir, capsys):
     pkl = write_flame_pickle(tmp_path / "generic_model.pkl", synthetic_flame_arrays(flame_dir))
-    assert main(["info", str(pkl), "--assets", str(flame_dir.parent), "--json"]) == 0
+    assert main(["info", str(pkl), "--assets", str(flame_dir.parent), "--json", "-"]) == 0
     import json
 
     s = json.loads(capsys.readouterr().out)

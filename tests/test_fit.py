@@ -139,6 +139,6 @@ def test_fit_command_writes_outputs_and_fails_cleanly(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_fit_command(tmp_path):
-    res = subprocess.run([D3DFACE, "evaluate-fit", "--n", "3", "--out", tmp_path], capture_output=True, text=True)
+    res = subprocess.run([D3DFACE, "evaluate-fit", "--n", "1", "--out", tmp_path], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "global+local" in res.stdout and (tmp_path / "table1.md").exists()

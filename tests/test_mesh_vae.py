@@ -211,12 +211,13 @@ def test_train_vae_cli_writes_and_resumes(tmp_path, head):
     from d3dface.complete.vae_checkpoint import load_vae, read_payload
 
     out = tmp_path / "run"
-    assert main(["train-vae", str(out), "--preset", "tiny", "--quiet", "--device", "cpu", "--seed", "3"]) == 0
+    assert main(["train-vae", "--out", str(out), "--preset", "tiny", "--quiet", "--device", "cpu", "--seed", "3"]) == 0
     for name in ("last.pt", "model.pt", "log.csv", "log.txt"):
         assert (out / name).is_file(), name
     assert read_payload(out / "last.pt")["step"] == 4
     assert len((out / "log.csv").read_text().splitlines()) == 3  # header + 2 epochs
-    assert main(["train-vae", str(out), "--preset", "tiny", "--quiet", "--device", "cpu", "--epochs", "3", "--resume"]) == 0
+    assert main(["train-vae", "--out", str(out), "--preset", "tiny", "--quiet", "--device", "cpu", "--epochs", "3",
+                 "--resume"]) == 0
     state = read_payload(out / "last.pt")
     assert state["step"] == 6 and state["epoch"] == 3
     assert len((out / "log.csv").read_text().splitlines()) == 4

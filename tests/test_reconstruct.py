@@ -14,7 +14,8 @@ import torch
 from d3dface.complete.diversify import Cancelled, DiversifySettings, diversify
 from d3dface.evaluation.metrics import diversity_metrics
 from d3dface.outputs.result_file import ReconstructionResult
-from d3dface.reconstruct import ReconstructSettings, get_engine
+from d3dface.config import ReconstructConfig
+from d3dface.reconstruct import get_engine
 
 from conftest import IMAGES
 
@@ -83,7 +84,7 @@ def test_same_seed_same_samples_and_cancel(engine, partial):
 
 
 def test_reconstruct_library_call_and_interpolation(engine, tmp_path):
-    st = ReconstructSettings(samples=3, seed=0, mask=str(MASK), iterations=20)
+    st = ReconstructConfig.create(samples=3, seed=0, mask=str(MASK), iterations=20)
     stages = []
     result, path = engine.reconstruct(PHOTO, st, tmp_path / "rec", progress=lambda s, f: stages.append(f))
     assert path == tmp_path / "rec" / "result.npz" and path.is_file()
@@ -176,5 +177,5 @@ def test_gpu_out_of_memory_is_one_clear_error(engine, monkeypatch):
 
     monkeypatch.setattr(fitter, "fit", oom)
     with pytest.raises(ResourceError) as info:
-        engine.reconstruct(PHOTO, ReconstructSettings(samples=2, mask=str(MASK), iterations=2), None)
+        engine.reconstruct(PHOTO, ReconstructConfig.create(samples=2, mask=str(MASK), iterations=2), None)
     assert "out of memory" in str(info.value) and "\n" not in str(info.value)

@@ -3,6 +3,9 @@
     from d3dface.reconstruct import reconstruct
     result, path = reconstruct("photo.jpg", mask="auto", samples=8, seed=0, out_dir="out/photo")
 
+Settings: one ``d3dface.config.ReconstructConfig`` per job (``ReconstructConfig.create(...)``
+from flat options), passed down to the stages and never changed.
+
 Stages: face inputs -> partial fit (Algorithm 1) -> Mesh-VAE encoder -> DPP diversification
 (Algorithm 2) -> result file, meshes and contact sheet. Models are loaded once per
 ``ReconstructionEngine`` (the worker keeps one alive between jobs).
@@ -13,7 +16,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +25,8 @@ import torch
 
 from . import __version__
 from .atomic import atomic_output_dir
-from .complete.diversify import Cancelled, DiversifySettings, diversify, latent_statistics
+from .complete.diversify import Cancelled, diversify, latent_statistics
+from .complete.settings import StitchSettings
 from .complete.stitching import stitch, transition_weights
 from .complete.vae_checkpoint import load_default_vae, load_vae
 from .devices import resolve_device
@@ -32,8 +36,11 @@ from .fit.local_model import model_fingerprint
 from .training.local_models import load_or_build_local_model
 from .fit.partial_fit import INNER, MIN_VISIBLE_LANDMARKS, PartialFitter
 from .fit.regions import eyeball_vertices
+from .config import ReconstructConfig
+from .defaults import DEFAULT_DEVICE
 from .fit.settings import FitSettings
 from .head_model import HeadLayer, load_head_model
+from .head_model.random_heads import random_coefficients_torch
 from .outputs.result_file import ReconstructionResult
 from .paths import find_assets_dir, mean_texture_path
 
@@ -43,17 +50,8 @@ Progress = Callable[[str, float], None]
 STAGES = {"inputs": (0.0, 0.05), "fit": (0.05, 0.45), "complete": (0.45, 0.9), "outputs": (0.9, 1.0)}
 
 
-@dataclass
-class ReconstructSettings:
-    samples: int = 8
-    seed: int = 0
-    mask: str = "auto"
-    backend: str = "auto"
-    diversity: float = 1.0
-    iterations: int = DiversifySettings.iterations
-    fit_mode: str = "global+local"
-    stitch: bool = True  # samples take S_m exactly where the photo shows the face
-    stitch_rings: int = 3
+LATENT_STATS_HEADS = 64  # head-model samples the encoder's latent statistics are taken over
+LATENT_STATS_SEED = 20220619
 
 
 def versions() -> dict:
@@ -68,7 +66,8 @@ def versions() -> dict:
 class ReconstructionEngine:
     """Holds the head model, local model, Mesh-VAE and their tensors on one device."""
 
-    def __init__(self, model: str | None = None, device: str = "auto", assets: str | None = None, vae_path: str | None = None):
+    def __init__(self, model: str | None = None, device: str = DEFAULT_DEVICE, assets: str | None = None,
+                 vae_path: str | None = None):
         self.device = resolve_device(device)
         self.assets = find_assets_dir(assets, required=False)
         self.model = load_head_model(model, assets=assets)
@@ -92,27 +91,28 @@ class ReconstructionEngine:
         return self._vae
 
     def latent_stats(self):
-        """Mean and std of the encoder's latents over 64 head-model samples (fixed seed)."""
+        """Mean and std of the encoder's latents over LATENT_STATS_HEADS head-model samples (fixed seed)."""
         if self._stats is None:
             layer = HeadLayer(self.model).to(self.device)
-            g = torch.Generator().manual_seed(20220619)
-            m = self.model
-            shape = torch.randn(64, m.num_shape, generator=g)
-            expr = torch.rand(64, m.num_expr, generator=g) * (torch.rand(64, m.num_expr, generator=g) < 0.15)
+            g = torch.Generator().manual_seed(LATENT_STATS_SEED)
+            shape, expr = random_coefficients_torch(self.model, LATENT_STATS_HEADS, g)
             with torch.no_grad():
                 meshes = layer(shape.to(self.device), expr.to(self.device)).vertices
             self._stats = latent_statistics(self.vae, meshes)
         return self._stats
 
-    def fitter(self, mode: str) -> PartialFitter:
-        if mode not in self._fitters:
-            local = load_or_build_local_model(self.model) if mode == "global+local" else None
-            self._fitters[mode] = PartialFitter(self.model, local, FitSettings(mode=mode, device=str(self.device)), self.texture_path)
-        return self._fitters[mode]
+    def fitter(self, settings: FitSettings | str = FitSettings.mode) -> PartialFitter:
+        """The partial fitter for these settings (or this mode with default settings), made once
+        and kept; the fit runs on the engine's device."""
+        st = replace(FitSettings(mode=settings) if isinstance(settings, str) else settings, device=str(self.device))
+        if st not in self._fitters:
+            local = load_or_build_local_model(self.model) if st.mode == "global+local" else None
+            self._fitters[st] = PartialFitter(self.model, local, st, self.texture_path)
+        return self._fitters[st]
 
     def warm_up(self) -> None:
         """Load everything a reconstruction needs (the worker calls this once)."""
-        self.fitter("global+local")
+        self.fitter(ReconstructConfig().fit)
         self.latent_stats()
         # the decoder's cached sparse matrices and their transposes (built on first use, ~1 s
         # on a CPU), so that the first job does not pay for them; no effect on results
@@ -120,79 +120,42 @@ class ReconstructionEngine:
         self.vae.decode(z).sum().backward()
 
     # ---- the job ------------------------------------------------------------------------
-    def reconstruct(self, image, settings: ReconstructSettings | None = None, out_dir=None,
+    def reconstruct(self, image, config: ReconstructConfig | None = None, out_dir=None,
                     progress: Progress | None = None, cancel: Callable[[], bool] | None = None):
         """Returns (ReconstructionResult, path of result.npz or None). Writes ``out_dir`` atomically.
         CUDA running out of memory becomes a one-line ResourceError (nothing is written)."""
         try:
-            return self._reconstruct(image, settings, out_dir, progress, cancel)
+            return self._reconstruct(image, config or ReconstructConfig(), out_dir, progress, cancel)
         except torch.cuda.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             raise ResourceError(f"the GPU ran out of memory on {self.device}; use fewer samples or --device cpu") from None
 
-    def _reconstruct(self, image, settings, out_dir, progress, cancel):
-        from .inputs import prepare_face_inputs
-
-        st = settings or ReconstructSettings()
-        if st.samples < 1 or st.samples > 64:
-            raise D3DFaceError(f"samples must be between 1 and 64, not {st.samples}")
+    def _reconstruct(self, image, cfg: ReconstructConfig, out_dir, progress, cancel):
+        cfg.validate()
         if isinstance(image, (str, Path)) and not Path(image).exists():
             raise InputFileError(f"image not found: {image}")
         report = _StageReporter(progress)
         check = cancel or (lambda: False)
-        timings = {}
-        torch.manual_seed(st.seed)
+        timings, notes = {}, []
+        torch.manual_seed(cfg.seed)
         t = time.perf_counter()
         report("inputs", 0.0, "landmarks and masks")
-        inputs = prepare_face_inputs(image, mask=st.mask, backend=st.backend)
-        notes = []
-        if st.mask == "auto" and int(inputs.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
-            # the automatic mask can mistake skin for an occluder; with too little left to fit,
-            # carry on without it rather than fail (a given mask is the user's word: it stays)
-            notes.append("the automatic occlusion mask hid too much of the face; reconstructed without a mask")
-            print(f"d3dface: note: {notes[-1]} (pass --mask FILE to give one)", file=sys.stderr)
-            inputs = prepare_face_inputs(image, mask="none", backend=st.backend)
+        inputs = self._face_inputs(image, cfg, notes)
         timings["inputs"] = time.perf_counter() - t
-        if check():
-            raise Cancelled("cancelled")
+        _raise_if(check)
 
         t = time.perf_counter()
-        fitter = self.fitter(st.fit_mode)
-        fitter.settings.seed = st.seed
-        fit = fitter.fit(evidence_from_inputs(inputs), progress=lambda s, f: (report("fit", f, s), _raise_if(check)))
+        fitter = self.fitter(cfg.fit)
+        fit = fitter.fit(evidence_from_inputs(inputs), progress=lambda s, f: (report("fit", f, s), _raise_if(check)),
+                         seed=cfg.seed)
         timings["fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        dev = self.device
-        eyes = torch.zeros(self.model.num_vertices, dtype=torch.bool, device=dev)
-        eyes[eyeball_vertices(self.model)] = True
-        not_face = torch.ones_like(eyes)
-        not_face[self.model.regions["face"]] = False
-        div = diversify(
-            self.vae, torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev),
-            DiversifySettings(samples=st.samples, diversity=st.diversity, iterations=st.iterations, seed=st.seed),
-            latent_stats=self.latent_stats(), exclude_from_dpp=eyes | not_face,
-            progress=lambda s, f: report("complete", f, s), cancel=check,
-        )
+        div = self._complete(fit, cfg, progress=lambda s, f: report("complete", f, s), cancel=check)
         timings["complete"] = time.perf_counter() - t
 
-        occ = fit.occluded
-        samples = div.samples
-        if st.stitch:
-            samples = stitch(div.samples, fit.vertices, transition_weights(self.model.faces, occ, st.stitch_rings))
-        result = ReconstructionResult(
-            fit_vertices=fit.vertices,
-            visible_fit_vertices=np.where(occ[:, None], div.mean_completion, fit.vertices).astype(np.float32),
-            samples=samples, samples_raw=div.samples, latents=div.latents, mu=div.mu, logvar=div.logvar, occluded=occ,
-            faces=self.model.faces, uvs=self.model.uvs, uv_faces=self.model.uv_faces, camera=fit.camera,
-            crop_box=np.asarray(inputs.crop.box, np.float64), image_size=tuple(inputs.image.shape[:2]),
-            image_path=str(Path(image).resolve()) if isinstance(image, (str, Path)) else "",
-            head_model=self.model.meta.get("name", ""), head_model_hash=self.model_hash,
-            settings={**st.__dict__, "device": str(dev), "landmark_backend": inputs.landmarks.backend,
-                      "face_count": inputs.landmarks.face_count, "mask_source": inputs.mask_source, "notes": notes},
-            versions=versions(), timings=timings,
-        )
+        result = self._result(image, cfg, inputs, fit, div, notes, timings)
         path = None
         if out_dir is not None:
             t = time.perf_counter()
@@ -205,6 +168,56 @@ class ReconstructionEngine:
             timings["outputs"] = time.perf_counter() - t
         report("outputs", 1.0, "done")
         return result, path
+
+    def _face_inputs(self, image, cfg: ReconstructConfig, notes: list):
+        """Landmarks and masks; an automatic mask that hides too much is dropped (noted)."""
+        from .inputs import prepare_face_inputs
+
+        inputs = prepare_face_inputs(image, mask=cfg.mask, backend=cfg.backend, settings=cfg.inputs)
+        if cfg.mask == "auto" and int(inputs.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
+            # the automatic mask can mistake skin for an occluder; with too little left to fit,
+            # carry on without it rather than fail (a given mask is the user's word: it stays)
+            notes.append("the automatic occlusion mask hid too much of the face; reconstructed without a mask")
+            print(f"d3dface: note: {notes[-1]} (pass --mask FILE to give one)", file=sys.stderr)
+            inputs = prepare_face_inputs(image, mask="none", backend=cfg.backend, settings=cfg.inputs)
+        return inputs
+
+    def _complete(self, fit, cfg: ReconstructConfig, progress, cancel):
+        """Algorithm 2 on the fit: M latents diversified on the occluded face (eyeballs and
+        everything outside the face region left out of the DPP term)."""
+        dev = self.device
+        eyes = torch.zeros(self.model.num_vertices, dtype=torch.bool, device=dev)
+        eyes[eyeball_vertices(self.model)] = True
+        not_face = torch.ones_like(eyes)
+        not_face[self.model.regions["face"]] = False
+        return diversify(
+            self.vae, torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev),
+            replace(cfg.completion, seed=cfg.seed), latent_stats=self.latent_stats(), exclude_from_dpp=eyes | not_face,
+            progress=progress, cancel=cancel,
+        )
+
+    def _result(self, image, cfg: ReconstructConfig, inputs, fit, div, notes, timings) -> ReconstructionResult:
+        """The result: the samples stitched to the fit where seen (when asked), the raw ones beside."""
+        occ = fit.occluded
+        samples = div.samples
+        if cfg.stitch.enabled:
+            samples = stitch(div.samples, fit.vertices, transition_weights(self.model.faces, occ, cfg.stitch.rings))
+        c = cfg.completion
+        settings = {"samples": c.samples, "seed": cfg.seed, "mask": cfg.mask, "backend": cfg.backend,
+                    "diversity": c.diversity, "iterations": c.iterations, "fit_mode": cfg.fit.mode,
+                    "stitch": cfg.stitch.enabled, "stitch_rings": cfg.stitch.rings, "device": str(self.device),
+                    "landmark_backend": inputs.landmarks.backend, "face_count": inputs.landmarks.face_count,
+                    "mask_source": inputs.mask_source, "notes": notes, "config": cfg.as_dict()}
+        return ReconstructionResult(
+            fit_vertices=fit.vertices,
+            visible_fit_vertices=np.where(occ[:, None], div.mean_completion, fit.vertices).astype(np.float32),
+            samples=samples, samples_raw=div.samples, latents=div.latents, mu=div.mu, logvar=div.logvar, occluded=occ,
+            faces=self.model.faces, uvs=self.model.uvs, uv_faces=self.model.uv_faces, camera=fit.camera,
+            crop_box=np.asarray(inputs.crop.box, np.float64), image_size=tuple(inputs.image.shape[:2]),
+            image_path=str(Path(image).resolve()) if isinstance(image, (str, Path)) else "",
+            head_model=self.model.meta.get("name", ""), head_model_hash=self.model_hash,
+            settings=settings, versions=versions(), timings=timings,
+        )
 
     def interpolate(self, result_path, i: int, j: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Decode z(alpha) = (1 - alpha) z_i + alpha z_j for ``steps`` alphas in [0, 1] (Appendix A.3).
@@ -224,7 +237,7 @@ class ReconstructionEngine:
         with torch.no_grad():
             verts = self.vae.decode((1 - a) * zi + a * zj).cpu().numpy()
         if res.settings.get("stitch", False):
-            w = transition_weights(res.faces, res.occluded, int(res.settings.get("stitch_rings", 3)))
+            w = transition_weights(res.faces, res.occluded, int(res.settings.get("stitch_rings", StitchSettings.rings)))
             verts = stitch(verts, res.fit_vertices, w)
         return alphas, verts
 
@@ -248,22 +261,22 @@ class _StageReporter:
 _ENGINES: dict = {}
 
 
-def get_engine(model=None, device="auto", assets=None) -> ReconstructionEngine:
+def get_engine(model=None, device=DEFAULT_DEVICE, assets=None) -> ReconstructionEngine:
+    """One engine per (model, device, assets), kept for the process (the worker reuses it)."""
     key = (str(model), str(device), str(assets))
     if key not in _ENGINES:
         _ENGINES[key] = ReconstructionEngine(model, device, assets)
     return _ENGINES[key]
 
 
-def reconstruct(image, mask="auto", samples=8, seed=0, device="auto", diversity=1.0, out_dir=None, progress=None,
-                cancel=None, model=None, backend="auto", iterations=None):
-    """The library call: see ``ReconstructionEngine.reconstruct``."""
-    st = ReconstructSettings(samples=samples, seed=seed, mask=str(mask), backend=backend, diversity=diversity)
-    if iterations is not None:
-        st.iterations = iterations
-    return get_engine(model, device).reconstruct(image, st, out_dir, progress, cancel)
+def reconstruct(image, mask=None, samples=None, seed=None, device=None, diversity=None, out_dir=None, progress=None,
+                cancel=None, model=None, backend=None, iterations=None):
+    """The library call (None: the default of ``ReconstructConfig``): see ``ReconstructionEngine.reconstruct``."""
+    cfg = ReconstructConfig.create(samples=samples, seed=seed, mask=mask, backend=backend, diversity=diversity,
+                                   iterations=iterations, device=device, model=model)
+    return get_engine(model, cfg.device).reconstruct(image, cfg, out_dir, progress, cancel)
 
 
-def interpolate(result_path, i: int, j: int, steps: int, device="auto", model=None):
+def interpolate(result_path, i: int, j: int, steps: int, device=DEFAULT_DEVICE, model=None):
     """Decoded vertices (steps, V, 3) between samples i and j (1-based) of a result file."""
     return get_engine(model, device).interpolate(result_path, i, j, steps)[1]

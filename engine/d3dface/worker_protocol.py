@@ -1,7 +1,8 @@
 """The worker protocol (DESIGN 2.1): JSON lines between Blender and ``python -m d3dface.worker``.
 
-Pure standard library, no engine imports: the add-on side mirrors it in
-``d3dface_addon/worker_client.py`` (Blender may run a different interpreter than the worker).
+Pure standard library (its defaults come from ``d3dface.config``, which is too): the add-on
+side mirrors it in ``d3dface_addon/worker_client.py`` (Blender may run a different interpreter
+than the worker).
 
 One JSON object per line, UTF-8, ``\\n``-terminated. The worker's stdout carries protocol lines
 only; everything else it or its libraries print goes to stderr (the add-on sends stderr to
@@ -24,8 +25,9 @@ Messages (worker -> add-on, stdout)::
     {"type": "ready", "protocol": 1, "engine": "0.1.0", "python": "3.11.9", "pid": 123}
     {"type": "progress", "id": "j1", "stage": "fit", "fraction": 0.42, "text": "fit: photometric"}
     {"type": "result", "id": "j1", "path": RESULT_NPZ, "scene": SCENE_NPZ, "info": {...}}
-         # reconstruct: OUT_DIR/result/result.npz and OUT_DIR/result/blender_scene.npz
-         # (d3dface.outputs.blender_scene); check: "path" is "" and "info" holds the versions
+         # reconstruct: OUT_DIR/result/result.npz and OUT_DIR/result/blender_scene.npz, both
+         # written by the engine (d3dface.outputs.blender_scene); check: "path" is "" and
+         # "info" holds the versions
     {"type": "error", "id": "j1", "kind": "file"|"input"|"model"|"cancelled"|"busy"|"protocol"|
          "internal"|..., "message": ONE_LINE, "log": PATH_OR_NULL}
 
@@ -33,11 +35,16 @@ Every request with an ``id`` except ``cancel`` gets exactly one final ``result``
 with that id. One job runs at a time; a second job while one runs is refused at once with
 an ``error`` of kind ``busy`` (the running job is not disturbed). ``cancel`` takes effect
 within a second: the job polls it and stops with kind ``cancelled``.
+
+``ready`` is the first line. Its ``protocol`` is ``PROTOCOL_VERSION``; raise it with any change
+a client cannot ignore. The add-on's client stops a worker whose ``protocol`` is not its own.
 """
 
 from __future__ import annotations
 
 import json
+
+from .config import INTERPOLATION_STEPS, ReconstructConfig
 
 PROTOCOL_VERSION = 1
 
@@ -46,12 +53,13 @@ JOB_OPS = ("reconstruct", "interpolate", "check")
 MESSAGE_TYPES = ("ready", "progress", "result", "error")
 FINAL_TYPES = ("result", "error")
 
+_D = ReconstructConfig()
 RECONSTRUCT_DEFAULTS = {
-    "mask": "auto", "mask_from_alpha": False, "samples": 8, "seed": 0, "diversity": 1.0,
-    "device": "auto", "model": None, "out_dir": None,
+    "mask": _D.mask, "mask_from_alpha": False, "samples": _D.samples, "seed": _D.seed, "diversity": _D.completion.diversity,
+    "device": _D.device, "model": None, "out_dir": None,
 }
-INTERPOLATE_DEFAULTS = {"steps": 5, "device": "auto", "out_dir": None, "model": None}
-CHECK_DEFAULTS = {"device": "auto", "model": None}
+INTERPOLATE_DEFAULTS = {"steps": INTERPOLATION_STEPS, "device": _D.device, "out_dir": None, "model": None}
+CHECK_DEFAULTS = {"device": _D.device, "model": None}
 DEFAULTS = {"reconstruct": RECONSTRUCT_DEFAULTS, "interpolate": INTERPOLATE_DEFAULTS, "check": CHECK_DEFAULTS}
 REQUIRED = {"reconstruct": ("image",), "interpolate": ("result", "i", "j"), "check": ()}
 

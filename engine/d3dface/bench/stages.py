@@ -80,9 +80,22 @@ def _engine(opts: dict):
     return ReconstructionEngine(device=opts["device"])
 
 
-def _apply_quick_fit(fitter, opts: dict) -> None:
-    if opts.get("quick"):
-        fitter.settings.iters_landmarks, fitter.settings.iters_photometric = 20, 10
+QUICK_FIT_ITERATIONS = (20, 10)  # landmark and photometric iterations of the fit in --quick runs
+QUICK_COMPLETION_ITERATIONS = 5  # Algorithm 2 iterations in --quick runs
+
+
+def _config(opts: dict, **options):
+    """The reconstruction settings of a bench run: the defaults, or fewer iterations with --quick."""
+    from dataclasses import replace
+
+    from ..config import ReconstructConfig
+
+    cfg = ReconstructConfig.create(**options)
+    if not opts.get("quick"):
+        return cfg
+    landmarks, photometric = QUICK_FIT_ITERATIONS
+    return replace(cfg, fit=replace(cfg.fit, iters_landmarks=landmarks, iters_photometric=photometric),
+                   completion=replace(cfg.completion, iterations=options.get("iterations") or QUICK_COMPLETION_ITERATIONS))
 
 
 # ---- groups ---------------------------------------------------------------------------------
@@ -125,8 +138,7 @@ def group_fit(opts: dict) -> dict:
         image, mask = test_photo(opts.get("image_size", 512), Path(tmp), opts.get("image"), opts.get("mask"))
         ev = evidence_from_inputs(prepare_face_inputs(image, mask=mask))
     engine = _engine(opts)
-    fitter = engine.fitter("global+local")
-    _apply_quick_fit(fitter, opts)
+    fitter = engine.fitter(_config(opts).fit)
     iters = fitter.settings.iters_landmarks + fitter.settings.iters_photometric
     last = {}
 
@@ -202,15 +214,13 @@ def group_reconstruct(opts: dict) -> dict:
 
     ``cold``: a fresh engine (model, local model, Mesh-VAE and latent statistics loaded) and one
     reconstruction; ``median``: repeated reconstructions with the loaded engine (the worker's case)."""
-    from ..reconstruct import ReconstructionEngine, ReconstructSettings
+    from ..reconstruct import ReconstructionEngine
 
     dev = resolve_device(opts["device"])
     size, M = opts.get("image_size", 512), opts.get("samples", 8)
     with tempfile.TemporaryDirectory() as tmp:
         image, mask = test_photo(size, Path(tmp), opts.get("image"), opts.get("mask"))
-        st = ReconstructSettings(samples=M, mask=mask, seed=0)
-        if opts.get("quick"):
-            st.iterations = 5
+        st = _config(opts, samples=M, mask=mask, seed=0)
         runs = iter(range(10**6))
         last = {}
 
@@ -220,7 +230,7 @@ def group_reconstruct(opts: dict) -> dict:
         _sync(dev)
         t = time.perf_counter()
         engine = ReconstructionEngine(device=str(dev))
-        _apply_quick_fit(engine.fitter(st.fit_mode), opts)
+        engine.fitter(st.fit)
         engine.warm_up()
         load_s = time.perf_counter() - t
         run(engine)
@@ -230,28 +240,26 @@ def group_reconstruct(opts: dict) -> dict:
         times = timed(lambda: run(engine), max(1, opts["repeats"] // 2), dev, warmup=0, scale=1.0)
     name = f"reconstruct_m{M}_{size}"
     return {name: measurement(times, "s", samples=M, image_size=size, cold_s=cold_s, load_s=load_s,
-                              iterations=st.iterations, cold_stage_seconds={k: round(v, 3) for k, v in cold_stages.items()},
+                              iterations=st.completion.iterations, cold_stage_seconds={k: round(v, 3) for k, v in cold_stages.items()},
                               stage_seconds={k: round(v, 3) for k, v in last["result"].timings.items()})}
 
 
 def group_scaling_image(opts: dict) -> dict:
     """Warm reconstruct (M=8) and renderer forward+backward at each image size."""
-    from ..reconstruct import ReconstructionEngine, ReconstructSettings
+    from ..reconstruct import ReconstructionEngine
     from ..bench.renderer import bench
 
     dev = resolve_device(opts["device"])
     engine = ReconstructionEngine(device=str(dev))
-    _apply_quick_fit(engine.fitter("global+local"), opts)
+    engine.fitter(_config(opts).fit)
     engine.warm_up()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         image, mask = test_photo(200, Path(tmp), opts.get("image"), opts.get("mask"))  # warm-up job (first-call costs)
-        engine.reconstruct(image, ReconstructSettings(samples=8, mask=mask, iterations=2), out_dir=Path(tmp) / "warm")
+        engine.reconstruct(image, _config(opts, samples=8, mask=mask, iterations=2), out_dir=Path(tmp) / "warm")
         for size in opts.get("scaling_sizes", [256, 512, 1024, 2048]):
             image, mask = test_photo(size, Path(tmp), opts.get("image"), opts.get("mask"))
-            st = ReconstructSettings(samples=8, mask=mask, seed=0)
-            if opts.get("quick"):
-                st.iterations = 5
+            st = _config(opts, samples=8, mask=mask, seed=0)
             holder = {}
             times = timed(lambda: holder.update(r=engine.reconstruct(image, st, out_dir=Path(tmp) / f"o{size}_{time.time_ns()}")[0]),
                           1, dev, warmup=0, scale=1.0)

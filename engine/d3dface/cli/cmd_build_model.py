@@ -13,14 +13,15 @@ from ..head_model.load import DEFAULT_MODEL_FILE
 from ..head_model.open_model import build_open_model
 from ..head_model.open_model.ict_source import load_ict
 from ..paths import find_assets_dir
+from .common import ASSETS_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser("build-open-model", help="build the open default head model (ICT-FaceKit Light on FLAME topology)")
     p.add_argument("--ict", help="ICT-FaceKit folder (default: <assets>/ict-facekit)")
     p.add_argument("--flame-assets", help="FLAME topology folder (default: <assets>/flame)")
-    p.add_argument("--assets", help="shared assets folder")
-    p.add_argument("--out", default=str(DEFAULT_MODEL_FILE), help=f"output .npz (default: {DEFAULT_MODEL_FILE})")
+    p.add_argument("--assets", help=ASSETS_HELP)
+    p.add_argument("--out", default=str(DEFAULT_MODEL_FILE), help="output .npz (default: %(default)s)")
     p.set_defaults(run=run)
 
 

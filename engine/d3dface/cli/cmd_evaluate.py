@@ -6,24 +6,40 @@ import json
 import time
 from pathlib import Path
 
-
+from ..complete.settings import DEFAULT_SAMPLES
+from ..defaults import DEFAULT_SEED
 from ..atomic import atomic_output_dir, write_text_atomic
+from ..errors import D3DFaceError
+from .common import add_device
+
+
+QUICK_FACES_PER_TYPE = 3
+QUICK_SAMPLES = 6
+DEFAULT_FACES_PER_TYPE = 100
 
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="Table 1 and 2 on synthetic occluded faces: four methods, CSE / ASD-V / ASD-O")
-    p.add_argument("--n", type=int, default=100, help="faces per occlusion type (default 100)")
-    p.add_argument("--quick", action="store_true", help="a small preset for CI: 3 faces per type, fewer iterations")
-    p.add_argument("--samples", type=int, default=8, help="samples per face (M)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=1, help="processes to share the faces (one torch thread each)")
+    p.add_argument("--n", type=int, default=None,
+                   help=f"synthetic faces per occlusion type (glasses, face_mask, object; default {DEFAULT_FACES_PER_TYPE}); "
+                        "not with --quick")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small preset for CI: {QUICK_FACES_PER_TYPE} faces per type, at most {QUICK_SAMPLES} samples, "
+                        "fewer iterations (not with --n)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="samples per face, M (default: %(default)s; --quick: at most "
+                                                          f"{QUICK_SAMPLES})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic faces and the samples (default: %(default)s)")
+    add_device(p)
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes to share the faces, one torch thread each (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder: table.md, table.csv, rows.json, chart.png")
     p.set_defaults(run=run)
     register_photos(sub)
 
 
 def run(args) -> int:
+    if args.quick and args.n is not None:
+        raise D3DFaceError(f"give --quick ({QUICK_FACES_PER_TYPE} faces per type) or --n, not both")
     from tqdm import tqdm
 
     from ..devices import resolve_device
@@ -33,10 +49,12 @@ def run(args) -> int:
     from ..outputs.pictures import grid, write_png
     from ..reconstruct import get_engine
 
-    st = EvalSettings(faces_per_type=args.n, samples=args.samples, seed=args.seed)
     if args.quick:
-        st = EvalSettings(faces_per_type=3, samples=min(args.samples, 6), seed=args.seed, fit_landmark_iters=80,
-                          fit_photometric_iters=25, diversify_iters=40)
+        st = EvalSettings(faces_per_type=QUICK_FACES_PER_TYPE, samples=min(args.samples, QUICK_SAMPLES), seed=args.seed,
+                          fit_landmark_iters=80, fit_photometric_iters=25, diversify_iters=40)
+    else:
+        st = EvalSettings(faces_per_type=DEFAULT_FACES_PER_TYPE if args.n is None else args.n, samples=args.samples,
+                          seed=args.seed)
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     bar = tqdm(total=3 * st.faces_per_type, desc="evaluate", unit="face")
@@ -64,16 +82,16 @@ def run(args) -> int:
 def register_photos(sub) -> None:
     p = sub.add_parser("evaluate-photos", help="reconstruct every photo of a folder (with NAME_mask.png when present) and report ASD-V / ASD-O")
     p.add_argument("--images", help="folder of photos (default: <shared>/images/occluded)")
-    p.add_argument("--samples", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="samples per photo, M (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the samples (default: %(default)s)")
+    add_device(p)
     p.add_argument("--out", required=True, help="output folder: one reconstruction per photo and photos.md")
     p.set_defaults(run=run_photos)
 
 
 def run_photos(args) -> int:
     from ..evaluation.metrics import diversity_metrics
-    from ..errors import D3DFaceError, InputFileError
+    from ..errors import InputFileError
     from ..paths import find_assets_dir
     from ..reconstruct import ReconstructSettings, get_engine
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import DEFAULT_SEED
+from ..inputs.settings import MaskSettings
 from ..atomic import atomic_output_dir, write_text_atomic
 from ..errors import InputFileError
 from ..fit.evidence import evidence_from_inputs
@@ -18,37 +20,47 @@ from ..fit.settings import FitSettings
 from ..head_model import load_head_model
 from ..outputs.fit_files import write_fit_outputs
 from ..paths import mean_texture_path
-from .common import StageProgress, resolve_device
+from ..evaluation.synthetic_faces import OCCLUDER_TYPES
+from .common import ASSETS_HELP, MODEL_HELP, StageProgress, add_backend, add_device, resolve_device
+
+
+EVAL_FIT_FACES_PER_TYPE = 17  # x 3 occlusion types: about the 50 faces of the paper's Table 1 runs
 
 
 def register(sub) -> None:
     p = sub.add_parser("fit", help="partial fit of the head model to one photo (Algorithm 1)")
-    p.add_argument("image")
-    p.add_argument("--mask", default="auto", help="occlusion mask: a mask image (white = occluded), auto or none")
-    p.add_argument("--backend", default="auto", help="landmarks: auto, mediapipe or fan")
-    p.add_argument("--mode", default="global+local", choices=["global+local", "global"])
-    p.add_argument("--model", help="head model (default: the embedded open model)")
+    p.add_argument("image", help="photo of a face (jpg/png/...)")
+    p.add_argument("--mask", default=MaskSettings.occlusion,
+                   help="occlusion mask: a mask image (white = occluded), auto (estimate) or none (default: %(default)s)")
+    add_backend(p)
+    p.add_argument("--mode", default="global+local", choices=["global+local", "global"],
+                   help="global: the head model's coefficients only; global+local: then the per-region local models "
+                        "(default: %(default)s)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--local-model", help="local model .npz (default: built once and cached)")
-    p.add_argument("--assets", help="shared assets folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--assets", help=ASSETS_HELP)
+    add_device(p)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output folder: fit.obj, fit.npz, overlay.png (written atomically)")
     p.set_defaults(run=run_fit)
 
     p = sub.add_parser("build-local-model", help="learn the per-region local models (paper section 4.1)")
-    p.add_argument("--model", help="head model (default: the embedded open model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--meshes", help="folder of registered FLAME-topology meshes (.ply/.obj); default: head-model samples")
-    p.add_argument("--assets", help="shared assets folder")
-    p.add_argument("--components", type=int, default=LocalModelSettings.components_per_region)
+    p.add_argument("--assets", help=ASSETS_HELP)
+    p.add_argument("--components", type=int, default=LocalModelSettings.components_per_region,
+                   help="components per region and per kind (shape, expression) (default: %(default)s)")
     p.add_argument("--out", help="output .npz (default: the cache next to the model)")
     p.set_defaults(run=run_build_local)
 
     p = sub.add_parser("evaluate-fit", help="Table 1 on synthetic occluded faces: global vs global+local fit")
-    p.add_argument("--n", type=int, default=50, help="synthetic faces in all, shared evenly by the three occlusion types")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="head model (default: the embedded open model)")
-    p.add_argument("--assets", help="shared assets folder")
-    p.add_argument("--out", help="also write the table (.md) and per-face errors (.json) to this folder")
+    p.add_argument("--n", type=int, default=EVAL_FIT_FACES_PER_TYPE,
+                   help=f"synthetic faces per occlusion type ({', '.join(OCCLUDER_TYPES)}; default: %(default)s, "
+                        f"{EVAL_FIT_FACES_PER_TYPE * len(OCCLUDER_TYPES)} in all)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic faces (default: %(default)s)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--assets", help=ASSETS_HELP)
+    p.add_argument("--out", help="also write the table (table1.md) and per-face errors (table1.json) to this folder")
     p.set_defaults(run=run_evaluate)
 
 
@@ -106,8 +118,9 @@ def run_evaluate(args) -> int:
 
     model = load_head_model(args.model, assets=args.assets)
     local = load_or_build_local_model(model)
-    bar = tqdm(total=args.n, desc="evaluate-fit", unit="face")
-    ev = evaluate_fit(model, local, n=args.n, seed=args.seed, texture_path=mean_texture_path(args.assets),
+    total = args.n * len(OCCLUDER_TYPES)  # evaluate_fit's n is the total, shared evenly by the types
+    bar = tqdm(total=total, desc="evaluate-fit", unit="face")
+    ev = evaluate_fit(model, local, n=total, seed=args.seed, texture_path=mean_texture_path(args.assets),
                       progress=lambda d, t: bar.update(d - bar.n))
     bar.close()
     text = ev.markdown()

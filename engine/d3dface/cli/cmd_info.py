@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
 from ..head_model import load_head_model
+from .common import ASSETS_HELP, add_json, json_to_stdout, write_json
 
 
 def register(sub) -> None:
     p = sub.add_parser("info", help="describe a head model (default: the embedded open model)")
-    p.add_argument("model", nargs="?", help="a .npz head model, a FLAME .pkl, or a FLAME assets folder")
-    p.add_argument("--assets", help="shared assets folder (for a FLAME .pkl's UVs, regions, landmarks)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("model", nargs="?", help="a .npz head model, a FLAME .pkl, or a FLAME assets folder "
+                                            "(default: the embedded open model)")
+    p.add_argument("--assets", help="for a FLAME .pkl's UVs, regions and landmarks: " + ASSETS_HELP)
+    add_json(p, "the summary", stdout_note="instead of the text summary")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     model = load_head_model(args.model, assets=args.assets)
     s = model.summary()
-    if args.json:
-        print(json.dumps(s, indent=2))
-        return 0
+    if args.json_path:
+        write_json(args.json_path, s)
+        if json_to_stdout(args):
+            return 0
     print(f"model:      {s['name'] or args.model or 'default'}")
     print(f"vertices:   {s['vertices']}")
     print(f"faces:      {s['faces']}")

@@ -9,32 +9,32 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..inputs.settings import MaskSettings
 from ..atomic import atomic_output_dir
 from ..errors import InputFileError
-from ..inputs.settings import BACKENDS
+from ..inputs.settings import LandmarkSettings
+from .common import add_backend
 
 
 def register(sub) -> None:
     p = sub.add_parser("landmarks", help="landmarks with validity, face mask and occlusion mask of one photo")
     p.add_argument("image", help="photo (jpg/png/...; EXIF, gray, RGBA, 16-bit accepted)")
-    p.add_argument("--mask", default="auto", help="occlusion mask: 'auto' (estimate), 'none', or a mask image "
-                                                  "(white = occluded; any size)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="landmark backend (default: auto)")
-    p.add_argument("--fan-weights", help="FAN weights file (TorchScript or state dict); never downloaded")
-    p.add_argument("--tau", type=float, default=None, help="confidence threshold for a valid landmark (0.2)")
+    p.add_argument("--mask", default=MaskSettings.occlusion, help="occlusion mask: 'auto' (estimate), 'none', or a mask image "
+                                                  "(white = occluded; any size) (default: %(default)s)")
+    add_backend(p)
+    p.add_argument("--fan-weights", help="FAN weights file, TorchScript or state dict (default: $D3DFACE_FAN_WEIGHTS, "
+                                          "else the torch hub cache); never downloaded")
+    p.add_argument("--tau", type=float, default=None,
+                   help=f"confidence threshold for a valid landmark (default: {LandmarkSettings.tau})")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.set_defaults(run=run_landmarks)
 
     e = sub.add_parser("evaluate-inputs", help="measure landmarks and masks on the shared photos")
     e.add_argument("--images", help="images folder holding faces/, occluded/, backgrounds/ (default: ../shared/images)")
-    e.add_argument("--backend", default="mediapipe", choices=BACKENDS)
-    e.add_argument("--seeds", type=int, default=2, help="synthetic occluders per photo and type")
+    add_backend(e, default="mediapipe")
+    e.add_argument("--seeds", type=int, default=2, help="synthetic occluders per photo and type (default: %(default)s)")
     e.add_argument("--out", required=True, help="output folder: report.json, report.md, overlays/")
     e.set_defaults(run=run_evaluate)
-
-
-def run(args) -> int:  # the module's default entry (dispatches on the parser used)
-    return args.run(args)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -45,7 +45,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 def run_landmarks(args) -> int:
     from ..outputs.landmark_overlay import draw_overlay
     from ..inputs.prepare import prepare_face_inputs
-    from ..inputs.settings import InputSettings, LandmarkSettings
+    from ..inputs.settings import InputSettings
 
     settings = InputSettings()
     if args.tau is not None:

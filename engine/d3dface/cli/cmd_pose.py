@@ -9,18 +9,20 @@ import torch
 from ..errors import InputFileError
 from ..head_model import HeadLayer, load_head_model
 from ..outputs.mesh_files import write_mesh
+from .common import ASSETS_HELP, MODEL_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser("pose", help="write a posed mesh of a head model (.obj with UVs or .ply)")
-    p.add_argument("--model", help="head model (default: the embedded open model)")
-    p.add_argument("--assets", help="shared assets folder")
-    p.add_argument("--shape-sigma", type=float, default=0.0, help="random identity: coefficients ~ N(0, sigma^2)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--assets", help=ASSETS_HELP)
+    p.add_argument("--shape-sigma", type=float, default=0.0,
+                   help="random identity: coefficients ~ N(0, sigma^2) (default: %(default)s, the mean identity)")
     p.add_argument("--expression", action="append", default=[], metavar="NAME=W",
                    help="expression weight by name or index (repeatable), e.g. jawOpen=0.5")
-    p.add_argument("--yaw", type=float, default=0.0, help="head yaw in degrees (root joint)")
-    p.add_argument("--jaw", type=float, default=0.0, help="jaw opening in degrees (needs LBS)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--yaw", type=float, default=0.0, help="head yaw in degrees, root joint (default: %(default)s)")
+    p.add_argument("--jaw", type=float, default=0.0, help="jaw opening in degrees, needs LBS (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random identity (default: %(default)s)")
     p.add_argument("--out", required=True, help="output mesh file (.obj or .ply)")
     p.set_defaults(run=run)
 

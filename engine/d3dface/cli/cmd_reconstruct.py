@@ -8,21 +8,26 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output_dir, write_atomic
+from ..config import INTERPOLATION_STEPS, MAX_SAMPLES, ReconstructConfig
 from ..outputs.mesh_files import write_mesh
-from .common import StageProgress
+from .common import MODEL_HELP, StageProgress, add_backend, add_device
 
 
 def register(sub) -> None:
+    d = ReconstructConfig()
     p = sub.add_parser("reconstruct", help="M diverse complete heads from one occluded face photo")
-    p.add_argument("image")
-    p.add_argument("--mask", default="auto", help="occlusion mask image (white = occluded), auto or none")
-    p.add_argument("--samples", type=int, default=8, help="number of completions M (default 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--diversity", type=float, default=1.0, help="strength of the DPP term (0 = no diversification)")
-    p.add_argument("--iterations", type=int, help="diversification iterations (default: the engine's)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="auto", help="landmarks: auto, mediapipe or fan")
-    p.add_argument("--model", help="head model (default: the embedded open model)")
+    p.add_argument("image", help="the photo (any common image format)")
+    p.add_argument("--mask", default=d.mask,
+                   help="occlusion mask image (white = occluded), 'auto' (estimated) or 'none' (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=d.samples, help=f"number of completions M, 1..{MAX_SAMPLES} (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed; the same seed gives the same output on a CPU (default: %(default)s)")
+    p.add_argument("--diversity", type=float, default=d.completion.diversity,
+                   help="strength of the DPP term, 0 = no diversification (default: %(default)s)")
+    p.add_argument("--iterations", type=int, default=d.completion.iterations,
+                   help="diversification iterations (default: %(default)s)")
+    add_device(p, d.device)
+    add_backend(p, d.backend)
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.set_defaults(run=run_reconstruct)
 
@@ -30,24 +35,23 @@ def register(sub) -> None:
     p.add_argument("result", help="result.npz of a reconstruction")
     p.add_argument("--from", dest="i", type=int, required=True, help="first sample (1-based)")
     p.add_argument("--to", dest="j", type=int, required=True, help="second sample (1-based)")
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=INTERPOLATION_STEPS, help="number of meshes from one sample to the other, ends included (default: %(default)s)")
+    add_device(p, d.device)
     p.add_argument("--model", help="head model the result was made with (default: the embedded open model)")
     p.add_argument("--out", required=True, help="output folder: interpolation.npz and one .obj per step")
     p.set_defaults(run=run_interpolate)
 
 
 def run_reconstruct(args) -> int:
-    from ..reconstruct import ReconstructSettings, get_engine
+    from ..reconstruct import get_engine
 
     t0 = time.perf_counter()
-    engine = get_engine(args.model, args.device)
-    st = ReconstructSettings(samples=args.samples, seed=args.seed, mask=args.mask, backend=args.backend, diversity=args.diversity)
-    if args.iterations is not None:
-        st.iterations = args.iterations
+    cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=args.mask, backend=args.backend,
+                                   diversity=args.diversity, iterations=args.iterations, device=args.device, model=args.model)
+    engine = get_engine(args.model, cfg.device)
     bar = StageProgress()
     try:
-        result, path = engine.reconstruct(args.image, st, args.out, progress=bar)
+        result, path = engine.reconstruct(args.image, cfg, args.out, progress=bar)
     finally:
         bar.close()
     t = result.timings

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import InputFileError
 from ..head_model import load_head_model
 from ..outputs.pictures import grid, label, render_views, write_png
+from .common import ASSETS_HELP, MODEL_HELP
 
 DEFAULT_EXPRESSIONS = ("jawOpen", "mouthSmile_L+mouthSmile_R", "eyeBlink_L+eyeBlink_R", "browInnerUp_L+browInnerUp_R",
                        "mouthPucker", "cheekPuff_L+cheekPuff_R")
@@ -14,12 +15,13 @@ DEFAULT_EXPRESSIONS = ("jawOpen", "mouthSmile_L+mouthSmile_R", "eyeBlink_L+eyeBl
 
 def register(sub) -> None:
     p = sub.add_parser("render-model", help="render a head model's mean, identity modes and expressions to a PNG")
-    p.add_argument("model", nargs="?", help="head model (default: the embedded open model)")
-    p.add_argument("--assets", help="shared assets folder")
-    p.add_argument("--modes", type=int, default=3, help="first identity modes to show at -3 and +3 sigma")
-    p.add_argument("--expressions", nargs="*", default=list(DEFAULT_EXPRESSIONS),
-                   help="expressions at weight 1; join several with '+', e.g. mouthSmile_L+mouthSmile_R")
-    p.add_argument("--size", type=int, default=224, help="tile size in pixels")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
+    p.add_argument("--assets", help=ASSETS_HELP)
+    p.add_argument("--modes", type=int, default=3, help="first identity modes to show at -3 and +3 sigma (default: %(default)s)")
+    p.add_argument("--expressions", nargs="*", default=list(DEFAULT_EXPRESSIONS), metavar="NAME[+NAME]",
+                   help="expressions at weight 1; join several with '+', e.g. mouthSmile_L+mouthSmile_R "
+                        f"(default: {' '.join(DEFAULT_EXPRESSIONS)})")
+    p.add_argument("--size", type=int, default=224, help="tile size in pixels (default: %(default)s)")
     p.add_argument("--out", required=True, help="output PNG")
     p.set_defaults(run=run)
 

@@ -23,23 +23,10 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled
-from .dpp import DPPSettings, dpp_terms
+from .dpp import dpp_terms
+from .settings import DiversifySettings
 
 __all__ = ["Cancelled", "DiversifyResult", "DiversifySettings", "diversify", "diversify_linear", "optimise_diverse"]
-
-
-@dataclass
-class DiversifySettings:
-    samples: int = 8  # M
-    iterations: int = 100  # the authors run 300 on a GPU; see the README's performance notes
-    lr: float = 1e-2  # Adam, as the authors
-    lambda_s: float = 1.0
-    lambda_pho: float = 0.0  # used when the caller passes a photometric term
-    lambda_dpp: float = 0.1
-    diversity: float = 1.0  # user-facing strength: multiplies lambda_dpp
-    init_spread: float = 1.0  # scales sigma of the initial draws
-    dpp: DPPSettings = field(default_factory=lambda: DPPSettings(quality="chi2"))
-    seed: int = 0
 
 
 @dataclass

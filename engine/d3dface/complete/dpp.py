@@ -43,22 +43,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import torch
 
-Reduction = Literal["rms", "mean"]
-QualityMode = Literal["chi2", "paper", "none"]
-
-
-@dataclass
-class DPPSettings:
-    reduction: Reduction = "rms"  # distance on the occluded vertices: "rms" or "mean" per-vertex
-    quality: QualityMode = "chi2"  # latent quality term: "chi2" (90%-mass radius), "paper", "none"
-    mass: float = 0.9  # prior mass inside the quality radius ("chi2")
-    k_scale: float = 0.5  # k = k_scale / median pairwise distance
-    min_median: float = 1e-9  # metres; floor on the median so that k stays finite for identical samples
-    eps: float = 1e-12  # metres; smoothing of the square root at zero distance
+from .settings import DPPSettings, QualityMode, Reduction  # noqa: F401  (the settings live there)
 
 
 @dataclass

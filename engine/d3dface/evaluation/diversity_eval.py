@@ -24,8 +24,10 @@ import numpy as np
 import torch
 
 from ..complete.diversify import DiversifySettings, diversify, diversify_linear
-from .metrics import diversity_metrics
+from ..complete.settings import DEFAULT_SAMPLES
 from ..complete.stitching import stitch, transition_weights
+from ..fit.settings import FitSettings
+from .metrics import diversity_metrics
 from .fit_eval import shape_error_mm
 from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
 
@@ -36,7 +38,7 @@ METRICS = ("cse_mm", "asd_v_mm", "asd_o_mm", "asd_ratio")
 @dataclass
 class EvalSettings:
     faces_per_type: int = 100
-    samples: int = 8
+    samples: int = DEFAULT_SAMPLES
     seed: int = 0
     fit_landmark_iters: int = 120
     fit_photometric_iters: int = 50
@@ -103,15 +105,10 @@ def face_jobs(st: EvalSettings) -> list[tuple[str, int]]:
 def evaluate_diversity(engine, settings: EvalSettings | None = None, progress=None, jobs=None) -> DiversityEvaluation:
     """engine: a ``ReconstructionEngine`` (head model, local model, Mesh-VAE on its device)."""
     st = settings or EvalSettings()
-    fitters = {m: engine.fitter(m) for m in ("global", "global+local")}
-    saved = {m: (f.settings.iters_landmarks, f.settings.iters_photometric) for m, f in fitters.items()}
-    for f in fitters.values():
-        f.settings.iters_landmarks, f.settings.iters_photometric = st.fit_landmark_iters, st.fit_photometric_iters
-    try:
-        return _evaluate(engine, st, fitters, progress, face_jobs(st) if jobs is None else jobs)
-    finally:
-        for m, f in fitters.items():
-            f.settings.iters_landmarks, f.settings.iters_photometric = saved[m]
+    fitters = {m: engine.fitter(FitSettings(mode=m, iters_landmarks=st.fit_landmark_iters,
+                                            iters_photometric=st.fit_photometric_iters))
+               for m in ("global", "global+local")}
+    return _evaluate(engine, st, fitters, progress, face_jobs(st) if jobs is None else jobs)
 
 
 def _evaluate_chunk(args) -> DiversityEvaluation:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..defaults import DEFAULT_SEED
 
-@dataclass
+FIT_MODES = ("global+local", "global")
+
+
+@dataclass(frozen=True)
 class FitSettings:
     mode: str = "global+local"  # or "global": the full head model, no local models (the paper's FLAME row)
-    crop_size: int = 224  # px, the square crop the fit works in (paper: 224)
     fov_deg: float = 20.0  # assumed vertical field of view of an unknown photo's camera
     # iterations per stage
     iters_landmarks: int = 150  # camera, pose, shape, expression from landmarks
@@ -25,5 +28,5 @@ class FitSettings:
     landmark_contour_weight: float = 0.5  # jaw contour points are less reliable (2D/3D ambiguity)
     use_mediapipe_points: bool = True  # add the 105 FLAME-embedded MediaPipe points when the backend gives them
     visibility_depth_tol: float = 2e-3  # m, for per-vertex visibility
-    seed: int = 0
-    device: str = "cpu"
+    seed: int = DEFAULT_SEED
+    device: str = "cpu"  # the engine sets the device it resolved

@@ -11,7 +11,7 @@ from ..errors import InputFileError
 from .image_io import load_image
 from .landmarks_base import Landmarks, detect_landmarks
 from .masks import estimate_occlusion, face_mask, load_user_mask
-from .settings import InputSettings
+from .settings import InputSettings, LandmarkSettings, MaskSettings
 
 
 @dataclass
@@ -19,7 +19,7 @@ class CropInfo:
     """A square crop around the face, as the fit uses it (paper: 224 px)."""
 
     box: np.ndarray          # (4,) x0, y0, x1, y1 in original px (may extend past the image)
-    size: int = 224          # crop side in px
+    size: int                # crop side in px (InputSettings.crop_size)
 
     @property
     def scale(self) -> float:
@@ -45,7 +45,7 @@ class CropInfo:
         return out > 0 if image.dtype == bool else out
 
 
-def face_crop(face_box, enlarge: float = 1.25, size: int = 224) -> CropInfo:
+def face_crop(face_box, enlarge: float, size: int) -> CropInfo:
     """Square crop centred on the face box, its side ``enlarge`` x the box's larger side."""
     b = np.asarray(face_box, np.float64)
     c = (b[:2] + b[2:]) / 2
@@ -93,11 +93,10 @@ class FaceInputs:
 
 def prepare_face_inputs(
     image,
-    mask: str | os.PathLike | np.ndarray | None = "auto",
-    backend: str = "auto",
+    mask: str | os.PathLike | np.ndarray | None = MaskSettings.occlusion,
+    backend: str = LandmarkSettings.backend,
     settings: InputSettings | None = None,
     fan_weights=None,
-    crop_size: int = 224,
 ) -> FaceInputs:
     """Load ``image`` (path, bytes or array), find the largest face, build M_f and M_o, flag landmarks.
 
@@ -131,7 +130,7 @@ def prepare_face_inputs(
         landmarks=lm,
         face_mask=m_face,
         occlusion_mask=m_occ,
-        crop=face_crop(lm.face_box, size=crop_size),
+        crop=face_crop(lm.face_box, settings.crop_enlarge, settings.crop_size),
         mask_source=mask_source,
         source=str(source),
         notes=list(lm.notes),

@@ -54,6 +54,8 @@ class MaskSettings:
 
 @dataclass(frozen=True)
 class InputSettings:
+    crop_size: int = 224            # px, side of the square face crop the fit works in (paper: 224)
+    crop_enlarge: float = 1.25      # the crop's side is this times the face box's larger side
     image: ImageSettings = field(default_factory=ImageSettings)
     landmarks: LandmarkSettings = field(default_factory=LandmarkSettings)
     masks: MaskSettings = field(default_factory=MaskSettings)

@@ -10,6 +10,7 @@ import numpy as np
 from ..fit.local_model import LocalModel, cached_local_model_path, model_fingerprint
 from ..fit.regions import LOCAL_REGIONS, eyeball_vertices, soft_partition
 from ..head_model.model import HeadModel
+from ..head_model.random_heads import EXPRESSION_PROBABILITY, random_coefficients
 
 
 @dataclass
@@ -18,16 +19,13 @@ class LocalModelSettings:
     num_global_expr: int = 10  # N_E
     components_per_region: int = 8  # K per region and per kind (shape, expression)
     corpus_size: int = 1500  # head-model samples when no mesh folder is given
-    expression_probability: float = 0.15  # each blendshape active with this probability in a sample
+    expression_probability: float = EXPRESSION_PROBABILITY  # each blendshape active with this probability
     seed: int = 1234
 
 
 def sample_corpus(model: HeadModel, n: int, seed: int, expression_probability: float) -> tuple[np.ndarray, np.ndarray]:
     """Identity coefficients (n, S) ~ N(0, 1) and sparse expression weights (n, E) in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    beta = rng.standard_normal((n, model.num_shape))
-    psi = rng.uniform(0, 1, (n, model.num_expr)) * (rng.uniform(0, 1, (n, model.num_expr)) < expression_probability)
-    return beta, psi
+    return random_coefficients(model, n, np.random.default_rng(seed), expression_probability)
 
 
 def corpus_from_model(model: HeadModel, beta: np.ndarray, psi: np.ndarray) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""The configuration tree of one reconstruction: each stage's settings, composed, never mutated.
+
+    cfg = ReconstructConfig.create(samples=4, mask="photo_mask.png", seed=3)
+    cfg.completion.samples, cfg.inputs.masks.occlusion, cfg.fit.mode, cfg.stitch.rings
+
+Every default is written once, in the settings module of the stage it belongs to
+(``inputs.settings``, ``fit.settings``, ``complete.settings``) or, when several stages share
+it, in ``d3dface.defaults``; this module only composes them. The command line, the worker
+protocol's defaults and the Blender add-on's property defaults come from here (the add-on
+cannot import the engine, so a test checks its copies). Pure standard library.
+
+A change is a new tree (``dataclasses.replace`` or ``create``); nothing is changed in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .complete.settings import DEFAULT_SAMPLES, MAX_SAMPLES, DiversifySettings, StitchSettings
+from .defaults import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES
+from .errors import D3DFaceError
+from .fit.settings import FIT_MODES, FitSettings
+from .inputs.settings import BACKENDS, InputSettings
+
+__all__ = ["BACKENDS", "DEFAULT_DEVICE", "DEFAULT_SAMPLES", "DEFAULT_SEED", "DEVICES", "FIT_MODES", "INTERPOLATION_STEPS",
+           "MASK_KEYWORDS", "MAX_SAMPLES", "PathSettings", "ReconstructConfig"]
+
+MASK_KEYWORDS = ("auto", "none")  # besides a mask image path
+INTERPOLATION_STEPS = 5  # meshes an interpolation between two samples makes unless asked (ends included)
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """What the engine loads; None everywhere means the shipped defaults (``paths``)."""
+
+    model: str | None = None  # head model: a .npz, a FLAME .pkl or a topology folder (None: the open model)
+    assets: str | None = None  # shared assets folder (None: as ``paths.find_assets_dir`` finds it)
+    vae: str | None = None  # Mesh-VAE checkpoint (None: the shipped one, or $D3DFACE_MESH_VAE)
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    seed: int = DEFAULT_SEED
+    device: str = DEFAULT_DEVICE
+    inputs: InputSettings = field(default_factory=InputSettings)
+    fit: FitSettings = field(default_factory=FitSettings)
+    completion: DiversifySettings = field(default_factory=DiversifySettings)
+    stitch: StitchSettings = field(default_factory=StitchSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+
+    @classmethod
+    def create(cls, *, samples=None, seed=None, mask=None, backend=None, diversity=None, iterations=None,
+               fit_mode=None, device=None, stitch=None, model=None, assets=None, vae=None) -> "ReconstructConfig":
+        """The tree from the flat options a user gives (None: the default). Validated."""
+        base = cls()
+        given = lambda v, default: default if v is None else v  # noqa: E731
+        inputs = replace(base.inputs, masks=replace(base.inputs.masks, occlusion=str(given(mask, base.inputs.masks.occlusion))),
+                         landmarks=replace(base.inputs.landmarks, backend=given(backend, base.inputs.landmarks.backend)))
+        completion = replace(base.completion, samples=int(given(samples, base.completion.samples)),
+                             diversity=float(given(diversity, base.completion.diversity)),
+                             iterations=int(given(iterations, base.completion.iterations)))
+        cfg = cls(seed=int(given(seed, base.seed)), device=str(given(device, base.device)), inputs=inputs,
+                  fit=replace(base.fit, mode=given(fit_mode, base.fit.mode)), completion=completion,
+                  stitch=replace(base.stitch, enabled=bool(given(stitch, base.stitch.enabled))),
+                  paths=PathSettings(model=model, assets=assets, vae=vae))
+        cfg.validate()
+        return cfg
+
+    @property
+    def mask(self) -> str:
+        return self.inputs.masks.occlusion
+
+    @property
+    def backend(self) -> str:
+        return self.inputs.landmarks.backend
+
+    @property
+    def samples(self) -> int:
+        return self.completion.samples
+
+    def validate(self) -> None:
+        """One-line D3DFaceError for a value no stage can use."""
+        c = self.completion
+        if not 1 <= c.samples <= MAX_SAMPLES:
+            raise D3DFaceError(f"samples must be between 1 and {MAX_SAMPLES}, not {c.samples}")
+        if c.iterations < 1:
+            raise D3DFaceError(f"iterations must be at least 1, not {c.iterations}")
+        if c.diversity < 0:
+            raise D3DFaceError(f"diversity must be 0 or more, not {c.diversity}")
+        if self.fit.mode not in FIT_MODES:
+            raise D3DFaceError(f"unknown fit mode {self.fit.mode!r} ({', '.join(FIT_MODES)})")
+        if self.backend not in BACKENDS:
+            raise D3DFaceError(f"unknown landmark backend {self.backend!r} ({', '.join(BACKENDS)})")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise D3DFaceError(f"unknown device {self.device!r} ({', '.join(DEVICES)} or cuda:N)")
+
+    def as_dict(self) -> dict:
+        """A plain nested dict (for result files and logs)."""
+        def plain(x):
+            if hasattr(x, "__dataclass_fields__"):
+                return {f.name: plain(getattr(x, f.name)) for f in fields(x)}
+            return x
+        return plain(self)
