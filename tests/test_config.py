@@ -31,7 +31,7 @@ def test_the_tree_is_made_of_the_stages_settings_and_reads_its_defaults_from_the
     assert isinstance(cfg.inputs, InputSettings) and isinstance(cfg.fit, FitSettings)
     assert isinstance(cfg.completion, DiversifySettings) and isinstance(cfg.stitch, StitchSettings)
     assert cfg.samples == DiversifySettings().samples == 8 and cfg.mask == "auto" and cfg.backend == "auto"
-    assert cfg.fit.mode == "global+local" and cfg.stitch.enabled and cfg.stitch.rings == 3 and cfg.seed == 0
+    assert cfg.fit.mode == "global+local" and cfg.stitch.enabled and cfg.stitch.method == "laplacian" and cfg.seed == 0
 
 
 def test_nothing_in_the_tree_can_be_changed_in_place():
@@ -52,7 +52,7 @@ def test_create_maps_flat_options_and_validates_them():
     assert ReconstructConfig.create() == ReconstructConfig()
     for bad, word in (({"samples": 0}, "samples"), ({"samples": MAX_SAMPLES + 1}, "samples"), ({"iterations": 0}, "iterations"),
                       ({"diversity": -1}, "diversity"), ({"fit_mode": "local"}, "fit mode"), ({"backend": "dlib"}, "backend"),
-                      ({"device": "tpu"}, "device")):
+                      ({"device": "tpu"}, "device"), ({"join": "poisson"}, "join")):
         with pytest.raises(D3DFaceError, match=word):
             ReconstructConfig.create(**bad)
     ReconstructConfig.create(device="cuda:1")  # a CUDA index is a device name too

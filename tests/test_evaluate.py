@@ -27,3 +27,37 @@ def test_quick_evaluation_orders_the_methods(tmp_path):
     # stitched samples agree with the fit where the face is seen
     assert overall["ours+stitch"]["asd_v_mm"] < 0.1 * overall["ours"]["asd_v_mm"]
     assert "Table 1" in (out / "table.md").read_text()
+
+
+def test_evaluate_photos_reports_diversity_and_creases(tmp_path):
+    """``evaluate-photos`` on a folder of one real photo with its hand-drawn mask: a row with the
+    product's and the raw samples' ASD and creases, numbers recomputed here from the result file."""
+    import shutil
+
+    import numpy as np
+
+    from d3dface.evaluation.metrics import creased_edges, diversity_metrics
+    from d3dface.head_model import load_head_model
+
+    from conftest import IMAGES
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("glasses_woman.jpg", "glasses_woman_mask.png"):
+        shutil.copy2(IMAGES / "occluded" / name, photos / name)
+    out = tmp_path / "eval"
+    res = subprocess.run([D3DFACE, "evaluate-photos", "--images", photos, "--samples", "3", "--out", out],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in (out / "photos.md").read_text().splitlines() if line.startswith("| glasses_woman.jpg"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "given"
+    d = np.load(out / "glasses_woman" / "result.npz")
+    face = load_head_model().regions["face"]
+    product = diversity_metrics(d["samples"], d["occluded"], region=face)
+    raw = diversity_metrics(d["samples_raw"], d["occluded"], region=face)
+    assert float(cells[2]) == round(product.asd_v, 2) and float(cells[3]) == round(product.asd_o, 2)
+    assert float(cells[6]) == round(raw.asd_v, 2) and float(cells[7]) == round(raw.asd_o, 2)
+    creased = creased_edges(d["samples"], d["fit_vertices"], d["faces"], face).mean()
+    assert float(cells[5]) == round(float(creased), 1)
+    assert product.asd_v < 1e-3 < raw.asd_v  # joined to the fit where seen

@@ -3,7 +3,11 @@ photo, mask and seed through this checkout's engine and through the engine of BA
 from git history, with that commit's own shipped model files) give identical result.npz arrays.
 
 BASELINE is the last commit whose results are the reference. A change that means to alter
-results (a new model, another optimiser setting) moves BASELINE to itself, and says so."""
+results (a new model, another optimiser setting) either runs this checkout with the baseline's
+setting (as for the join below) or moves BASELINE to the commit that made the change, and says so.
+
+Since BASELINE: the default join of samples to the fit became the Laplacian one (issue 17); this
+checkout runs with the baseline's smoothstep join, so every other array is compared as it was."""
 
 from __future__ import annotations
 
@@ -22,12 +26,24 @@ from conftest import ASSETS, IMAGES, REPO
 BASELINE = "124b163fed90bf62cb2ada3929bc2b973b5f09da"  # issue 15: shipped model files; before issue 16's reorganisation
 PHOTO = IMAGES / "occluded" / "glasses_woman.jpg"
 MASK = IMAGES / "occluded" / "glasses_woman_mask.png"
-RUN = """
+RUN_BASELINE = """
 import json, sys
 import d3dface
 from d3dface.reconstruct import reconstruct
 photo, mask, out = sys.argv[1:4]
 reconstruct(photo, mask=mask, samples=3, seed=5, iterations=15, device="cpu", out_dir=out)
+print(json.dumps({"engine": d3dface.__file__}))
+"""
+RUN_NOW = """
+import json, sys
+from dataclasses import replace
+import d3dface
+from d3dface.config import ReconstructConfig
+from d3dface.reconstruct import get_engine
+photo, mask, out = sys.argv[1:4]
+cfg = ReconstructConfig.create(mask=mask, samples=3, seed=5, iterations=15, device="cpu")
+cfg = replace(cfg, stitch=replace(cfg.stitch, method="smoothstep"))  # the baseline's join
+get_engine(None, "cpu").reconstruct(photo, cfg, out)
 print(json.dumps({"engine": d3dface.__file__}))
 """
 
@@ -47,10 +63,10 @@ def _engine_of(commit: str, dest: Path) -> Path:
     return dest / "engine"
 
 
-def _reconstruct(engine_parent: Path, out: Path, cwd: Path) -> str:
+def _reconstruct(engine_parent: Path, out: Path, cwd: Path, script: str) -> str:
     # both find the same assets (mean texture, MediaPipe embedding) whatever folder they lie in
     env = {**os.environ, "PYTHONPATH": str(engine_parent), "D3DFACE_THREADS": "1", "D3DFACE_ASSETS": str(ASSETS)}
-    res = subprocess.run([sys.executable, "-c", RUN, str(PHOTO), str(MASK), str(out)], env=env, cwd=cwd,
+    res = subprocess.run([sys.executable, "-c", script, str(PHOTO), str(MASK), str(out)], env=env, cwd=cwd,
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])["engine"]
@@ -60,8 +76,8 @@ def test_same_seed_gives_the_baselines_result_arrays(tmp_path):
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: no history to take the baseline from")
     old = _engine_of(BASELINE, tmp_path / "baseline")
-    used_old = _reconstruct(old, tmp_path / "old", tmp_path)
-    used_new = _reconstruct(REPO / "engine", tmp_path / "new", tmp_path)
+    used_old = _reconstruct(old, tmp_path / "old", tmp_path, RUN_BASELINE)
+    used_new = _reconstruct(REPO / "engine", tmp_path / "new", tmp_path, RUN_NOW)
     assert Path(used_old).is_relative_to(old) and Path(used_new).is_relative_to(REPO / "engine")
     a, b = np.load(tmp_path / "old" / "result.npz"), np.load(tmp_path / "new" / "result.npz")
     numeric = [k for k in a.files if a[k].dtype.kind in "biuf"]

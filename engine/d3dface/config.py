@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from .complete.settings import DEFAULT_SAMPLES, MAX_SAMPLES, DiversifySettings, StitchSettings
+from .complete.settings import DEFAULT_SAMPLES, JOIN_METHODS, MAX_SAMPLES, DiversifySettings, StitchSettings
 from .defaults import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES
 from .errors import D3DFaceError
 from .fit.settings import FIT_MODES, FitSettings
 from .inputs.settings import BACKENDS, InputSettings
 
 __all__ = ["BACKENDS", "DEFAULT_DEVICE", "DEFAULT_SAMPLES", "DEFAULT_SEED", "DEVICES", "FIT_MODES", "INTERPOLATION_STEPS",
-           "MASK_KEYWORDS", "MAX_SAMPLES", "PathSettings", "ReconstructConfig"]
+           "JOIN_METHODS", "MASK_KEYWORDS", "MAX_SAMPLES", "PathSettings", "ReconstructConfig"]
 
 MASK_KEYWORDS = ("auto", "none")  # besides a mask image path
 INTERPOLATION_STEPS = 5  # meshes an interpolation between two samples makes unless asked (ends included)
@@ -50,7 +50,7 @@ class ReconstructConfig:
 
     @classmethod
     def create(cls, *, samples=None, seed=None, mask=None, backend=None, diversity=None, iterations=None,
-               fit_mode=None, device=None, stitch=None, model=None, assets=None, vae=None) -> "ReconstructConfig":
+               fit_mode=None, device=None, stitch=None, join=None, model=None, assets=None, vae=None) -> "ReconstructConfig":
         """The tree from the flat options a user gives (None: the default). Validated."""
         base = cls()
         given = lambda v, default: default if v is None else v  # noqa: E731
@@ -61,7 +61,8 @@ class ReconstructConfig:
                              iterations=int(given(iterations, base.completion.iterations)))
         cfg = cls(seed=int(given(seed, base.seed)), device=str(given(device, base.device)), inputs=inputs,
                   fit=replace(base.fit, mode=given(fit_mode, base.fit.mode)), completion=completion,
-                  stitch=replace(base.stitch, enabled=bool(given(stitch, base.stitch.enabled))),
+                  stitch=replace(base.stitch, enabled=bool(given(stitch, base.stitch.enabled)),
+                                 method=given(join, base.stitch.method)),
                   paths=PathSettings(model=model, assets=assets, vae=vae))
         cfg.validate()
         return cfg
@@ -91,6 +92,8 @@ class ReconstructConfig:
             raise D3DFaceError(f"unknown fit mode {self.fit.mode!r} ({', '.join(FIT_MODES)})")
         if self.backend not in BACKENDS:
             raise D3DFaceError(f"unknown landmark backend {self.backend!r} ({', '.join(BACKENDS)})")
+        if self.stitch.method not in JOIN_METHODS:
+            raise D3DFaceError(f"unknown join {self.stitch.method!r} ({', '.join(JOIN_METHODS)})")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise D3DFaceError(f"unknown device {self.device!r} ({', '.join(DEVICES)} or cuda:N)")
 

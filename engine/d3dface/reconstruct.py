@@ -27,7 +27,7 @@ from . import __version__
 from .atomic import atomic_output_dir
 from .complete.diversify import Cancelled, diversify, latent_statistics
 from .complete.settings import StitchSettings
-from .complete.stitching import stitch, transition_weights
+from .complete.stitching import join_to_fit
 from .complete.vae_checkpoint import load_default_vae, load_vae
 from .devices import resolve_device
 from .errors import D3DFaceError, InputFileError, ResourceError
@@ -201,11 +201,11 @@ class ReconstructionEngine:
         occ = fit.occluded
         samples = div.samples
         if cfg.stitch.enabled:
-            samples = stitch(div.samples, fit.vertices, transition_weights(self.model.faces, occ, cfg.stitch.rings))
+            samples = join_to_fit(div.samples, fit.vertices, occ, self.model.faces, cfg.stitch.method, cfg.stitch.rings)
         c = cfg.completion
         settings = {"samples": c.samples, "seed": cfg.seed, "mask": cfg.mask, "backend": cfg.backend,
                     "diversity": c.diversity, "iterations": c.iterations, "fit_mode": cfg.fit.mode,
-                    "stitch": cfg.stitch.enabled, "stitch_rings": cfg.stitch.rings, "device": str(self.device),
+                    "stitch": cfg.stitch.enabled, "stitch_method": cfg.stitch.method, "stitch_rings": cfg.stitch.rings, "device": str(self.device),
                     "landmark_backend": inputs.landmarks.backend, "face_count": inputs.landmarks.face_count,
                     "mask_source": inputs.mask_source, "notes": notes, "config": cfg.as_dict()}
         return ReconstructionResult(
@@ -237,8 +237,9 @@ class ReconstructionEngine:
         with torch.no_grad():
             verts = self.vae.decode((1 - a) * zi + a * zj).cpu().numpy()
         if res.settings.get("stitch", False):
-            w = transition_weights(res.faces, res.occluded, int(res.settings.get("stitch_rings", StitchSettings.rings)))
-            verts = stitch(verts, res.fit_vertices, w)
+            # results written before the Laplacian join existed were joined by smoothstep
+            verts = join_to_fit(verts, res.fit_vertices, res.occluded, res.faces, res.settings.get("stitch_method", "smoothstep"),
+                                int(res.settings.get("stitch_rings", StitchSettings.rings)))
         return alphas, verts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..complete.settings import DEFAULT_SAMPLES
@@ -73,7 +74,7 @@ def run(args) -> int:
         write_text_atomic(Path(tmp) / "table.md", text)
         write_text_atomic(Path(tmp) / "table.csv", ev.csv())
         write_text_atomic(Path(tmp) / "rows.json", json.dumps({"rows": ev.rows, "fit_errors": ev.fit_errors,
-                                                              "settings": st.__dict__}, indent=1, default=float))
+                                                              "settings": asdict(st)}, indent=1, default=float))
         write_png(Path(tmp) / "chart.png", grid([[ratio], [cse]]))
     print(text)
     return 0
@@ -90,35 +91,55 @@ def register_photos(sub) -> None:
 
 
 def run_photos(args) -> int:
-    from ..evaluation.metrics import diversity_metrics
+    from ..config import ReconstructConfig
     from ..errors import InputFileError
     from ..paths import find_assets_dir
-    from ..reconstruct import ReconstructSettings, get_engine
+    from ..reconstruct import get_engine
 
     folder = Path(args.images) if args.images else find_assets_dir().parent / "images" / "occluded"
     photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png") and not p.stem.endswith("_mask"))
     if not photos:
         raise InputFileError(f"no photos in {folder}")
     engine = get_engine(None, args.device)
-    face = engine.model.regions["face"]
-    lines = ["| photo | mask | ASD-V (mm) | ASD-O (mm) | ASD-O/ASD-V | raw ASD-V | raw ASD-O | raw ratio | seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| photo | mask | ASD-V (mm) | ASD-O (mm) | ratio | creased/sample | raw ASD-V | raw ASD-O | raw ratio | "
+             "raw creased/sample | other join: ASD-O, creased/sample | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     out = Path(args.out)
     for photo in photos:
         mask = photo.with_name(photo.stem + "_mask.png")
-        st = ReconstructSettings(samples=args.samples, seed=args.seed, mask=str(mask) if mask.exists() else "auto")
+        cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=str(mask) if mask.exists() else "auto",
+                                       device=args.device)
         t0 = time.perf_counter()
         try:
-            res, _ = engine.reconstruct(photo, st, out / photo.stem)
+            res, _ = engine.reconstruct(photo, cfg, out / photo.stem)
         except D3DFaceError as exc:
-            lines.append(f"| {photo.name} | {st.mask if st.mask == 'auto' else 'given'} | error: {exc} |||||||")
+            lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | error: {exc} ||||||||||")
             continue
-        a = diversity_metrics(res.samples, res.occluded, region=face)
-        b = diversity_metrics(res.samples_raw, res.occluded, region=face)
-        lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | {a.asd_v:.2f} | {a.asd_o:.2f} | {a.ratio:.1f} | "
-                     f"{b.asd_v:.2f} | {b.asd_o:.2f} | {b.ratio:.2f} | {time.perf_counter() - t0:.1f} |")
+        lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | "
+                     f"{_photo_row(res, engine.model, cfg.stitch.method)} | {time.perf_counter() - t0:.1f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + f"\n\nM = {args.samples}, face region, occluded = M_o^v of the fit; device {engine.device}\n"
+    text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = M_o^v of the fit; creased: face edges whose "
+                               "dihedral angle exceeds the fit's by more than 30 degrees; product join "
+                               f"{ReconstructConfig().stitch.method}, other join computed from the raw samples; "
+                               f"device {engine.device}\n")
     write_text_atomic(out / "photos.md", text)
     print(text)
     return 0
+
+
+def _photo_row(res, model, method: str) -> str:
+    """Diversity and creases of the product's samples, the raw ones, and the other join's."""
+    from ..complete.stitching import join_to_fit
+    from ..evaluation.metrics import creased_edges, diversity_metrics
+
+    face = model.regions["face"]
+    other = "laplacian" if method == "smoothstep" else "smoothstep"
+    alt = join_to_fit(res.samples_raw, res.fit_vertices, res.occluded, res.faces, other)
+    cells = []
+    for samples in (res.samples, res.samples_raw):
+        d = diversity_metrics(samples, res.occluded, region=face)
+        creases = creased_edges(samples, res.fit_vertices, res.faces, face).mean()
+        cells.append(f"{d.asd_v:.2f} | {d.asd_o:.2f} | {d.ratio:.2f} | {creases:.1f}")
+    d = diversity_metrics(alt, res.occluded, region=face)
+    cells.append(f"{other} {d.asd_o:.2f}, {creased_edges(alt, res.fit_vertices, res.faces, face).mean():.1f}")
+    return " | ".join(cells)

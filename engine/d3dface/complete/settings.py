@@ -13,6 +13,7 @@ Reduction = Literal["rms", "mean"]
 QualityMode = Literal["chi2", "paper", "none"]
 DEFAULT_SAMPLES = 8  # M, the completions of one photo
 MAX_SAMPLES = 64  # the most completions one job makes (memory and time grow linearly with M)
+JOIN_METHODS = ("laplacian", "smoothstep")  # how samples join the fit where seen (stitching.py)
 
 
 @dataclass(frozen=True)
@@ -44,4 +45,5 @@ class StitchSettings:
     """How each completion joins the fit where the photo shows the face (``stitching.py``)."""
 
     enabled: bool = True  # samples take S_m exactly where seen
-    rings: int = 3  # mesh rings over which the weight rises from the fit to the sample
+    method: str = "laplacian"  # a biharmonic correction (no crease), or "smoothstep" (the former): stitching.py
+    rings: int = 3  # smoothstep only: mesh rings over which the weight rises from the fit to the sample

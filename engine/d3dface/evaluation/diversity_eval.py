@@ -25,14 +25,15 @@ import torch
 
 from ..complete.diversify import DiversifySettings, diversify, diversify_linear
 from ..complete.settings import DEFAULT_SAMPLES
-from ..complete.stitching import stitch, transition_weights
+from ..complete.settings import StitchSettings
+from ..complete.stitching import join_to_fit
 from ..fit.settings import FitSettings
-from .metrics import diversity_metrics
+from .metrics import creased_edges, diversity_metrics
 from .fit_eval import shape_error_mm
 from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
 
 METHODS = ("global+dpp", "global_local+dpp", "vae", "ours", "ours+stitch")
-METRICS = ("cse_mm", "asd_v_mm", "asd_o_mm", "asd_ratio")
+METRICS = ("cse_mm", "asd_v_mm", "asd_o_mm", "asd_ratio", "creased")  # creased: edges per sample (metrics.creased_edges)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class EvalSettings:
     fit_landmark_iters: int = 120
     fit_photometric_iters: int = 50
     diversify_iters: int = 60
+    join: StitchSettings = field(default_factory=StitchSettings)  # how the extra row joins "ours" to the fit
 
 
 @dataclass
@@ -68,11 +70,13 @@ class DiversityEvaluation:
 
     def markdown(self) -> str:
         s = self.summary()
-        lines = ["| method | occluder | CSE (mm) | ASD-V (mm) | ASD-O (mm) | ASD-O/ASD-V |", "|---|---|---|---|---|---|"]
+        lines = ["| method | occluder | CSE (mm) | ASD-V (mm) | ASD-O (mm) | ASD-O/ASD-V | creased edges/sample |",
+                 "|---|---|---|---|---|---|---|"]
         for k in (*OCCLUDER_TYPES, "overall"):
             for m in METHODS:
                 r = s[m][k]
-                lines.append(f"| {m} | {k} | {r['cse_mm']:.2f} | {r['asd_v_mm']:.2f} | {r['asd_o_mm']:.2f} | {r['asd_ratio']:.2f} |")
+                lines.append(f"| {m} | {k} | {r['cse_mm']:.2f} | {r['asd_v_mm']:.2f} | {r['asd_o_mm']:.2f} | {r['asd_ratio']:.2f} "
+                             f"| {r['creased']:.1f} |")
         t = self.table1()
         lines += ["", "Table 1: mean shape error (mm, face region, rigid alignment) of the single fits",
                   "| fit | " + " | ".join(OCCLUDER_TYPES) + " | overall |", "|---|" + "---|" * (len(OCCLUDER_TYPES) + 1)]
@@ -150,6 +154,7 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
     for r in ("left_eyeball", "right_eyeball"):
         excl[torch.as_tensor(model.regions[r], device=dev)] = True
     div = DiversifySettings(samples=st.samples, iterations=st.diversify_iters, seed=st.seed)
+    join = st.join
     out = DiversityEvaluation()
     total, done = len(jobs), 0
     for kind, seed in jobs:
@@ -178,9 +183,10 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
                 samples = diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
                 ours_raw = samples
             else:  # ours+stitch: the same samples, stitched
-                samples = stitch(ours_raw, fit.vertices, transition_weights(model.faces, fit.occluded))
+                samples = join_to_fit(ours_raw, fit.vertices, fit.occluded, model.faces, join.method, join.rings)
             dm = diversity_metrics(samples, f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid")
-            out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(),
+            creased = float(creased_edges(samples, fit.vertices, model.faces, face).mean())
+            out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(), "creased": creased,
                              "seconds": time.perf_counter() - t0})
         done += 1
         if progress:

@@ -246,3 +246,40 @@ def diversity_metrics(
     asd_v = average_sample_distance(x, reg & ~occ, reduction)
     asd_o = average_sample_distance(x, reg & occ, reduction)
     return DiversityMetrics(cse, asd_v, asd_o, _ratio(asd_o, asd_v), closest, M)
+
+
+def _edge_faces(faces: np.ndarray) -> np.ndarray:
+    """(E, 2) the two triangles of every interior edge (edges used by one triangle are left out)."""
+    e = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    tri = np.repeat(np.arange(len(faces)), 3)
+    order = np.lexsort((e[:, 1], e[:, 0]))
+    e, tri = e[order], tri[order]
+    same = np.all(e[1:] == e[:-1], axis=1)
+    return np.stack([tri[:-1][same], tri[1:][same]], 1), e[:-1][same]
+
+
+def dihedral_angles(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Angle (degrees, 0 = flat) between the normals of the two triangles at each interior edge;
+    returns (angles (..., E), edges (E, 2) vertex pairs)."""
+    pairs, edges = _edge_faces(faces)
+    v = np.asarray(vertices, np.float64)
+    n = np.cross(v[..., faces[:, 1], :] - v[..., faces[:, 0], :], v[..., faces[:, 2], :] - v[..., faces[:, 0], :])
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-30)
+    cos = np.clip((n[..., pairs[:, 0], :] * n[..., pairs[:, 1], :]).sum(-1), -1.0, 1.0)
+    return np.degrees(np.arccos(cos)), edges
+
+
+def creased_edges(samples: np.ndarray, reference: np.ndarray, faces: np.ndarray, region: np.ndarray | None = None,
+                  threshold_deg: float = 30.0) -> np.ndarray:
+    """Per sample (M,), the interior edges (both ends in ``region``, vertex indices) whose dihedral
+    angle exceeds the reference's (the fit's) at that edge by more than ``threshold_deg``."""
+    s = np.asarray(samples, np.float64)
+    s = s[None] if s.ndim == 2 else s
+    a, edges = dihedral_angles(s, faces)
+    a0, _ = dihedral_angles(reference, faces)
+    keep = np.ones(len(edges), bool)
+    if region is not None:
+        inside = np.zeros(s.shape[1], bool)
+        inside[region] = True
+        keep = inside[edges[:, 0]] & inside[edges[:, 1]]
+    return ((a - a0[None]) > threshold_deg)[:, keep].sum(1)
