@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 from .complete.settings import DEFAULT_SAMPLES, JOIN_METHODS, MAX_SAMPLES, DiversifySettings, StitchSettings
-from .defaults import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES
+from .defaults import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, is_device_name
 from .errors import D3DFaceError
 from .fit.settings import FIT_MODES, FitSettings
 from .inputs.settings import BACKENDS, InputSettings
@@ -94,7 +94,7 @@ class ReconstructConfig:
             raise D3DFaceError(f"unknown landmark backend {self.backend!r} ({', '.join(BACKENDS)})")
         if self.stitch.method not in JOIN_METHODS:
             raise D3DFaceError(f"unknown join {self.stitch.method!r} ({', '.join(JOIN_METHODS)})")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+        if not is_device_name(self.device):
             raise D3DFaceError(f"unknown device {self.device!r} ({', '.join(DEVICES)} or cuda:N)")
 
     def as_dict(self) -> dict:

@@ -7,9 +7,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..atomic import atomic_output_dir, write_text_atomic
 from ..complete.settings import DEFAULT_SAMPLES
 from ..defaults import DEFAULT_SEED
-from ..atomic import atomic_output_dir, write_text_atomic
 from ..errors import D3DFaceError
 from .common import add_device
 

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import DEFAULT_SEED
-from ..inputs.settings import MaskSettings
 from ..atomic import atomic_output_dir, write_text_atomic
+from ..defaults import DEFAULT_SEED
 from ..errors import InputFileError
+from ..evaluation.synthetic_faces import OCCLUDER_TYPES
 from ..fit.evidence import evidence_from_inputs
 from ..fit.local_model import cached_local_model_path
-from ..training.local_models import LocalModelSettings, build_local_model, load_or_build_local_model
 from ..fit.partial_fit import PartialFitter
 from ..fit.settings import FitSettings
 from ..head_model import load_head_model
+from ..inputs.settings import MaskSettings
 from ..outputs.fit_files import write_fit_outputs
 from ..paths import mean_texture_path
-from ..evaluation.synthetic_faces import OCCLUDER_TYPES
+from ..training.local_models import LocalModelSettings, build_local_model, load_or_build_local_model
 from .common import ASSETS_HELP, MODEL_HELP, StageProgress, add_backend, add_device, resolve_device
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..inputs.settings import MaskSettings
 from ..atomic import atomic_output_dir
 from ..errors import InputFileError
-from ..inputs.settings import LandmarkSettings
+from ..inputs.settings import LandmarkSettings, MaskSettings
 from .common import add_backend
 
 

@@ -4,12 +4,11 @@ same way (``--device``, ``--backend``, ``--json FILE``) and torch settings."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 from tqdm import tqdm
 
-from ..defaults import DEFAULT_DEVICE, DEVICES
+from ..defaults import DEFAULT_DEVICE, DEVICES, is_device_name
 from ..devices import resolve_device
 from ..inputs.settings import BACKENDS, LandmarkSettings
 
@@ -27,7 +26,7 @@ class DeviceChoices(tuple):
         return super().__new__(cls, DEVICES)
 
     def __contains__(self, value) -> bool:
-        return tuple.__contains__(self, value) or (isinstance(value, str) and re.fullmatch(r"cuda:\d+", value) is not None)
+        return isinstance(value, str) and is_device_name(value)
 
 
 DEVICE_CHOICES = DeviceChoices()

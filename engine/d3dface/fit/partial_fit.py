@@ -356,7 +356,6 @@ class PartialFitter:
         )
 
 
-
 def _check_visible(ev: CropEvidence) -> None:
     """Raise D3DFaceError when fewer than MIN_VISIBLE_LANDMARKS inner landmarks are valid."""
     if int(ev.valid68[INNER].sum()) < MIN_VISIBLE_LANDMARKS:
