@@ -14,6 +14,41 @@ import time
 import numpy as np
 
 
+def reconstruct_and_summarise(mod: str, image: str, mask: str, samples: str) -> dict:
+    """Run the reconstruct operator of the enabled add-on ``mod`` in the 3D view, undo it, and
+    summarise: object, keys, the largest key error against the result file, timing, versions."""
+    import importlib
+
+    import bpy
+
+    api = importlib.import_module(mod + ".api")
+    win = bpy.context.window_manager.windows[0]
+    area = next(a for a in win.screen.areas if a.type == "VIEW_3D")
+    summary = {}
+    with bpy.context.temp_override(window=win, screen=win.screen, area=area):
+        bpy.ops.ed.undo_push(message="before")
+        before = sorted(o.name for o in bpy.data.objects)
+        t0 = time.time()
+        bpy.ops.d3dface.reconstruct("EXEC_DEFAULT", True, filepath=image, mask=mask, samples=int(samples), device="CPU")
+        summary["seconds"] = time.time() - t0
+        obj = bpy.data.objects[importlib.import_module(mod + ".jobs").RUNNER.last_object]
+        keys = [kb.name for kb in obj.data.shape_keys.key_blocks]
+        result_path = api.settings(obj)["result_path"]
+        with np.load(result_path) as d:
+            versions = json.loads(str(d["versions_json"])) if "versions_json" in d.files else {}
+            expect = {"Basis": d["fit_vertices"], "Visible fit": d["visible_fit_vertices"],
+                      **{f"Sample {k + 1:02d}": d["samples"][k] for k in range(d["samples"].shape[0])}}
+        summary.update({
+            "engine_dir": versions.get("engine_dir", ""), "versions": versions,
+            "object": obj.name, "vertices": len(obj.data.vertices), "keys": keys, "result": result_path,
+            "max_key_error": max(float(np.abs(api.shape_key(obj, n) - v).max()) for n, v in expect.items()),
+            "expected_keys": list(expect),
+        })
+        bpy.ops.ed.undo()
+        summary["undo_restores"] = sorted(o.name for o in bpy.data.objects) == before
+    return summary
+
+
 def main() -> None:
     zip_path, image, mask, samples, out_json = sys.argv[1:6]
     import bpy
@@ -25,31 +60,8 @@ def main() -> None:
     import importlib
 
     addon = importlib.import_module(mod)
-    api = importlib.import_module(mod + ".api")
     bpy.context.preferences.addons[mod].preferences.cache_dir = str(__import__("pathlib").Path(out_json).parent / "cache")
-    win = bpy.context.window_manager.windows[0]
-    area = next(a for a in win.screen.areas if a.type == "VIEW_3D")
-    summary = {"module": addon.__name__}
-    with bpy.context.temp_override(window=win, screen=win.screen, area=area):
-        bpy.ops.ed.undo_push(message="before")
-        before = sorted(o.name for o in bpy.data.objects)
-        t0 = time.time()
-        bpy.ops.d3dface.reconstruct("EXEC_DEFAULT", True, filepath=image, mask=mask, samples=int(samples), device="CPU")
-        summary["seconds"] = time.time() - t0
-        obj = bpy.data.objects[importlib.import_module(mod + ".jobs").RUNNER.last_object]
-        keys = [kb.name for kb in obj.data.shape_keys.key_blocks]
-        result_path = api.settings(obj)["result_path"]
-        with np.load(result_path) as d:
-            summary["engine_dir"] = json.loads(str(d["versions_json"])).get("engine_dir", "") if "versions_json" in d.files else ""
-            expect = {"Basis": d["fit_vertices"], "Visible fit": d["visible_fit_vertices"],
-                      **{f"Sample {k + 1:02d}": d["samples"][k] for k in range(d["samples"].shape[0])}}
-        summary.update({
-            "object": obj.name, "vertices": len(obj.data.vertices), "keys": keys, "result": result_path,
-            "max_key_error": max(float(np.abs(api.shape_key(obj, n) - v).max()) for n, v in expect.items()),
-            "expected_keys": list(expect),
-        })
-        bpy.ops.ed.undo()
-        summary["undo_restores"] = sorted(o.name for o in bpy.data.objects) == before
+    summary = {"module": addon.__name__, **reconstruct_and_summarise(mod, image, mask, samples)}
     importlib.import_module(mod + ".jobs").RUNNER.shutdown()
     with open(out_json, "w") as fh:
         json.dump(summary, fh)
