@@ -4,6 +4,7 @@
     obj = api.reconstruct("/path/face.jpg", samples=8, mask="auto", seed=0)
     api.interpolate(obj, 1, 3, steps=5)                # adds "Interp 01-03 0.25" ...
     api.shape_key_names(obj); api.latents(obj)         # (M, 10, 64)
+    api.export_head(obj, "/path/head.glb")             # or format="fbx": every shape key
 
 Each call blocks until the engine is done and is one undo step when run from the console
 or a script. Errors raise RuntimeError with a one-line message; the scene is then unchanged.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import bpy
 
 from . import engine_defaults as D
-from . import scene_writer
+from . import export, scene_writer
 from .jobs import RUNNER
 
 
@@ -38,6 +39,15 @@ def interpolate(obj, sample_a: int, sample_b: int, steps: int = D.INTERPOLATION_
     bpy.ops.d3dface.interpolate(object_name=obj.name, sample_a=sample_a, sample_b=sample_b, steps=steps,
                                 device=device.upper())
     return [n for n in shape_key_names(obj) if n not in before]
+
+
+def export_head(obj, path: str, format: str = "glb") -> str:
+    """Write ``obj`` with all its shape keys to ``path`` as glTF binary ("glb") or FBX ("fbx");
+    returns the file written (the extension is added when missing). The scene is unchanged."""
+    try:
+        return str(export.export_head(bpy.context, obj, path, format))
+    except export.ExportError as exc:
+        raise RuntimeError(f"Diverse3DFace: {exc}") from None
 
 
 def shape_key_names(obj) -> list[str]:

@@ -69,8 +69,17 @@ class Runner:
                 raise EngineBusy("a job is running; cancel it before changing the engine settings")
             if c is not None:
                 c.stop()
-            self.client = WorkerClient(python, str(cache), env)
+            warm = {"device": preferences.device_arg("DEFAULT"), "model": preferences.head_model_arg()}
+            self.client = WorkerClient(python, str(cache), env, warm_up_args=warm)
         return self.client
+
+    def prestart(self) -> None:
+        """Start the worker now (it warms up in the background), so that the first job does not
+        wait for the engine to load; a worker that cannot start is left for that job to report."""
+        try:
+            self.get_client().start()
+        except (EngineBusy, RuntimeError, OSError) as exc:
+            print(f"Diverse3DFace: the engine did not start early: {exc}")
 
     def shutdown(self) -> None:
         if bpy.app.timers.is_registered(self.tick):

@@ -5,6 +5,7 @@ Scripting (blocking, one undo step each, return the scene change at once)::
     bpy.ops.d3dface.reconstruct(filepath="face.jpg", mask="auto", samples=8, seed=0,
                                 diversity=1.0, device="DEFAULT", mode="NEW")
     bpy.ops.d3dface.interpolate(sample_a=1, sample_b=3, steps=5)   # on the active head
+    bpy.ops.d3dface.export(filepath="head.glb", format="GLB")      # the active head, all shape keys
 
 The sidebar uses the non-blocking ``d3dface.reconstruct_start`` / ``interpolate_start``: the job
 runs in the worker, a timer polls it, and the finished result is written by the internal
@@ -23,7 +24,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import engine_defaults as D
-from . import preferences, scene_writer
+from . import export, preferences, scene_writer, stored_runs
 from .jobs import RUNNER, window_context
 from .properties import RESULT_MODES
 from .result_reader import ResultFileError, preload, read_interpolation, read_result
@@ -240,9 +241,12 @@ def interpolate_args(obj, a: int, b: int, steps: int, device: str, job_dir: Path
             raise ValueError(f"sample {k} does not exist (1..{len(keys)})")
     if a == b:
         raise ValueError("choose two different samples")
-    if sources[a - 1] != sources[b - 1]:
+    if sources[a - 1] != sources[b - 1] or stored_runs.sample_run(d, a) != stored_runs.sample_run(d, b):
         raise ValueError("these samples come from different runs; interpolate within one run")
-    return {"result": sources[a - 1], "i": int(indices[a - 1]) + 1, "j": int(indices[b - 1]) + 1, "steps": int(steps),
+    # the latents the object stores (no result file needed); objects from older add-ons: the result file
+    source = stored_runs.write_source(d, a, scene_writer.stored_latents(obj), job_dir)
+    return {**({"source": source} if source else {"result": sources[a - 1]}),
+            "i": int(indices[a - 1]) + 1, "j": int(indices[b - 1]) + 1, "steps": int(steps),
             "device": preferences.device_arg(device), "out_dir": str(job_dir), "model": preferences.head_model_arg()}
 
 
@@ -325,6 +329,54 @@ class D3DFACE_OT_apply_interpolation(bpy.types.Operator):
             apply_interpolation(obj, self.path, self.sample_a, self.sample_b)
         except ResultFileError as exc:
             return _fail(self, str(exc))
+        return {"FINISHED"}
+
+
+# ---- export -------------------------------------------------------------------------------
+EXPORT_FORMATS = [("GLB", "glTF binary (.glb)", "glTF 2.0 binary, y-up metres, shape keys as morph targets"),
+                  ("FBX", "FBX (.fbx)", "FBX, metres (unit scale recorded), shape keys as blend shapes")]
+
+
+class D3DFACE_OT_export(bpy.types.Operator):
+    """Export the head with all its shape keys (glTF binary or FBX, Blender's own exporters)"""
+
+    bl_idname = "d3dface.export"
+    bl_label = "Export head"
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.glb;*.fbx", options={"HIDDEN"})
+    format: EnumProperty(name="Format", items=EXPORT_FORMATS, default="GLB")
+    object_name: StringProperty(name="Object", description="Head object (default: the active object)")
+
+    @classmethod
+    def poll(cls, context):
+        return scene_writer.is_d3dface_object(context.active_object)
+
+    def check(self, context):
+        """Keep the file name's extension in step with the format (file browser)."""
+        ext = export.FORMATS[self.format][0]
+        stem, old = os.path.splitext(self.filepath)
+        fixed = (stem if old.lower() in export.KNOWN_EXTENSIONS else self.filepath) + ext
+        changed = fixed != self.filepath
+        self.filepath = fixed
+        return changed
+
+    def invoke(self, context, event):
+        if not self.filepath:
+            folder = os.path.dirname(bpy.data.filepath) if bpy.data.filepath else os.path.expanduser("~")
+            name = bpy.path.clean_name(context.active_object.name)
+            self.filepath = os.path.join(folder, name + export.FORMATS[self.format][0])
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        obj = bpy.data.objects.get(self.object_name) if self.object_name else context.active_object
+        try:
+            path = export.export_head(context, obj, self.filepath, self.format)
+        except export.ExportError as exc:
+            return _fail(self, str(exc))
+        RUNNER.last_message, RUNNER.last_level = f"exported {path.name}", "INFO"
+        self.report({"INFO"}, f"Diverse3DFace: exported {obj.name} to {path}")
         return {"FINISHED"}
 
 
@@ -432,5 +484,5 @@ class D3DFACE_OT_report_message(bpy.types.Operator):
 classes = (
     D3DFACE_OT_reconstruct, D3DFACE_OT_reconstruct_start, D3DFACE_OT_apply_result, D3DFACE_OT_cancel,
     D3DFACE_OT_interpolate, D3DFACE_OT_interpolate_start, D3DFACE_OT_apply_interpolation,
-    D3DFACE_OT_check_engine, D3DFACE_OT_paint_mask, D3DFACE_OT_report_message,
+    D3DFACE_OT_check_engine, D3DFACE_OT_paint_mask, D3DFACE_OT_report_message, D3DFACE_OT_export,
 )

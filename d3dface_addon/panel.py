@@ -8,12 +8,17 @@ from . import scene_writer
 from .jobs import RUNNER
 
 
-class D3DFACE_PT_main(bpy.types.Panel):
-    bl_label = "Diverse3DFace"
-    bl_idname = "D3DFACE_PT_main"
+class _Sidebar:
+    """Where every panel of the add-on lives: the 3D view's sidebar, tab "Diverse3DFace"."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Diverse3DFace"
+
+
+class D3DFACE_PT_main(_Sidebar, bpy.types.Panel):
+    bl_label = "Diverse3DFace"
+    bl_idname = "D3DFACE_PT_main"
 
     def draw(self, context):
         layout = self.layout
@@ -52,12 +57,9 @@ class D3DFACE_PT_main(bpy.types.Panel):
                 layout.label(text=RUNNER.last_message, icon=icon)
 
 
-class D3DFACE_PT_interpolate(bpy.types.Panel):
+class D3DFACE_PT_interpolate(_Sidebar, bpy.types.Panel):
     bl_label = "Interpolate"
     bl_idname = "D3DFACE_PT_interpolate"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Diverse3DFace"
     bl_parent_id = "D3DFACE_PT_main"
 
     @classmethod
@@ -75,4 +77,20 @@ class D3DFACE_PT_interpolate(bpy.types.Panel):
         col.operator("d3dface.interpolate_start", icon="IPO_EASE_IN_OUT")
 
 
-classes = (D3DFACE_PT_main, D3DFACE_PT_interpolate)
+class D3DFACE_PT_export(_Sidebar, bpy.types.Panel):
+    bl_label = "Export"
+    bl_idname = "D3DFACE_PT_export"
+    bl_parent_id = "D3DFACE_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return scene_writer.is_d3dface_object(context.active_object)
+
+    def draw(self, context):
+        row = self.layout.row(align=True)
+        row.operator("d3dface.export", text="glTF (.glb)", icon="EXPORT").format = "GLB"
+        row.operator("d3dface.export", text="FBX (.fbx)", icon="EXPORT").format = "FBX"
+
+
+classes = (D3DFACE_PT_main, D3DFACE_PT_interpolate, D3DFACE_PT_export)

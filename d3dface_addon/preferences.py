@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 DEVICES = [("AUTO", "Auto", "CUDA when the engine's torch has a GPU, else CPU"),
            ("CPU", "CPU", "Always the CPU"), ("CUDA", "CUDA", "An NVIDIA GPU (needs a CUDA build of torch)")]
@@ -32,6 +32,10 @@ class D3DFacePreferences(bpy.types.AddonPreferences):
     cache_dir: StringProperty(name="Cache folder", subtype="DIR_PATH",
                               description="Where jobs write their results and the worker its log (empty: the extension's user folder)")
     check_report: StringProperty(name="Engine", default="", options={"SKIP_SAVE"})
+    start_engine_early: BoolProperty(
+        name="Start the engine early", default=True,
+        description="Start the engine and load its models when a photo is chosen, so that the first "
+                    "reconstruction does not wait for them")
 
     def draw(self, context):
         layout = self.layout
@@ -44,6 +48,7 @@ class D3DFacePreferences(bpy.types.AddonPreferences):
             col.prop(self, "python_path")
         col.prop(self, "device")
         col.prop(self, "cache_dir")
+        col.prop(self, "start_engine_early")
         row = layout.row()
         row.operator("d3dface.check_engine", icon="CHECKMARK")
         if self.check_report:
@@ -62,6 +67,7 @@ class _Defaults:
     device = "AUTO"
     cache_dir = ""
     check_report = ""
+    start_engine_early = True
 
 
 def get_prefs():

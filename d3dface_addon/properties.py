@@ -6,19 +6,28 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import engine_defaults as D
-from .preferences import DEVICES
+from .preferences import DEVICES, get_prefs
 
 RESULT_MODES = [("NEW", "New object", "Create a new head object"),
                 ("REPLACE", "Replace samples", "Replace the active head's fit and samples with the new result"),
                 ("ADD", "Add samples", "Append the new samples to the active head's shape keys")]
 
 
+def _start_engine_early(self, context) -> None:
+    """A photo was chosen: start the engine now (preference "Start the engine early")."""
+    if getattr(get_prefs(), "start_engine_early", True):
+        from .jobs import RUNNER
+
+        RUNNER.prestart()
+
+
 class D3DFaceSettings(bpy.types.PropertyGroup):
     image_source: EnumProperty(
         name="Image", default="FILE",
         items=[("FILE", "File", "An image file"), ("IMAGE", "Blend image", "An image already in the .blend file")])
-    filepath: StringProperty(name="Photo", subtype="FILE_PATH", description="The photo of a (partly hidden) face")
-    image: PointerProperty(name="Image", type=bpy.types.Image)
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH", description="The photo of a (partly hidden) face",
+                             update=_start_engine_early)
+    image: PointerProperty(name="Image", type=bpy.types.Image, update=_start_engine_early)
     mask_mode: EnumProperty(
         name="Occlusion mask", default="AUTO",
         items=[("NONE", "None", "Nothing is occluded"), ("AUTO", "Auto", "Estimate the occluded parts automatically"),

@@ -38,6 +38,7 @@ class ResultData:
     versions: dict
     head_model: str
     scene: dict = field(default_factory=dict)
+    head_model_hash: str = ""
 
     @property
     def num_vertices(self) -> int:
@@ -86,6 +87,7 @@ def read_result(path: str, scene_path: str = "", use_preloaded: bool = True) -> 
                 image_path=_str(d["image_path"]), image_size=tuple(int(v) for v in d["image_size"]),
                 camera=json.loads(_str(d["camera_json"])), settings=json.loads(_str(d["settings_json"])),
                 versions=json.loads(_str(d["versions_json"])), head_model=_str(g("head_model") if "head_model" in d.files else ""),
+                head_model_hash=_str(d["head_model_hash"]) if "head_model_hash" in d.files else "",
             )
     except ResultFileError:
         raise
@@ -128,6 +130,9 @@ def read_scene_hints(path: str, num_vertices: int) -> dict:
         raise ResultFileError(f"scene file {p} does not match the result's {num_vertices} vertices")
     if "skinning_weights" in s and s["skinning_weights"].shape[0] != num_vertices:
         raise ResultFileError(f"scene file {p}: skinning weights do not match the mesh")
+    if "uncertainty" in s and (s["uncertainty"].shape != (num_vertices,) or s["uncertainty_weight"].shape != (num_vertices,)
+                               or s["uncertainty_colour"].shape != (num_vertices, 4)):
+        raise ResultFileError(f"scene file {p}: the uncertainty does not match the mesh")
     s["mean_texture"] = _str(s.get("mean_texture", ""))
     if "joint_names" in s:
         s["joint_names"] = [str(n) for n in s["joint_names"]]

@@ -22,6 +22,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from . import stored_runs, uncertainty
 from .result_reader import ResultData
 
 PROP = "d3dface"
@@ -127,8 +128,9 @@ def _store(obj, r: ResultData, sample_names: list[str], append: bool) -> None:
     sources = list(prev.get("sample_results", [])) + [r.path] * r.num_samples
     indices = list(prev.get("sample_indices", [])) + list(range(r.num_samples))
     latents = list(prev.get("latents", [])) + lat.reshape(-1).tolist()
+    runs, sample_runs = stored_runs.appended(prev, r)  # what interpolation needs without the result file
     obj[PROP] = {
-        "format": 1,
+        "format": 2,
         "result_path": r.path,
         "image_path": r.image_path,
         "head_model": r.head_model,
@@ -142,6 +144,8 @@ def _store(obj, r: ResultData, sample_names: list[str], append: bool) -> None:
         "sample_keys": list(prev.get("sample_keys", [])) + list(sample_names),
         "sample_results": sources,
         "sample_indices": indices,
+        "runs": runs,
+        "sample_runs": sample_runs,
     }
 
 
@@ -161,15 +165,29 @@ def _socket(sockets, identifier: str):
     return next(s for s in sockets if s.identifier == identifier)
 
 
-def build_material(name: str, photo, mean_texture) -> bpy.types.Material:
-    """Principled BSDF coloured by the photo (projected through the fitted camera) where the photo
-    shows the face (attribute d3dface_visible), the mean texture (or skin colour) elsewhere."""
+def build_material(name: str, photo, mean_texture, baked=None) -> bpy.types.Material:
+    """Principled BSDF coloured by the engine's baked texture (``baked``, the photo in the UV
+    layout, on the FLAME UV map) when there is one; else by the photo (projected through the
+    fitted camera) where the photo shows the face (attribute d3dface_visible), the mean texture
+    (or skin colour) elsewhere."""
     mat = bpy.data.materials.new(name)
     if bpy.app.version < (5, 0, 0) and not mat.use_nodes:
         mat.use_nodes = True
     nt = mat.node_tree
     bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
     bsdf.inputs["Roughness"].default_value = 0.6
+    if baked is not None:
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        tex.image = baked
+        tex.label = "Baked photo"
+        tex.extension = "EXTEND"
+        tex.location = (-500, 200)
+        uv = nt.nodes.new("ShaderNodeUVMap")
+        uv.uv_map = UV_FLAME
+        uv.location = (-750, 200)
+        nt.links.new(uv.outputs["UV"], tex.inputs["Vector"])
+        nt.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        return mat
     if mean_texture is not None:
         fallback = nt.nodes.new("ShaderNodeTexImage")
         fallback.image = mean_texture
@@ -221,6 +239,27 @@ def _load_image(path: str, created: _Created, existing: str = ""):
     img = bpy.data.images.load(path, check_existing=True)
     if img not in before:
         created.add(img)
+    return img
+
+
+def baked_texture_path(r: ResultData) -> str:
+    """The baked texture of ``blender_scene.npz`` (a path relative to the result's folder), or ""."""
+    rel = str(np.asarray(r.scene.get("photo_texture", ""))[()]) if r.scene else ""
+    if not rel:
+        return ""
+    path = Path(r.path).parent / rel
+    return str(path) if path.is_file() else ""
+
+
+def load_baked_texture(r: ResultData, name: str, created: _Created):
+    """The baked texture as a new image packed into the .blend (the file may be overwritten by
+    the next job, and the .blend stays self-contained), or None."""
+    path = baked_texture_path(r)
+    if not path:
+        return None
+    img = created.add(bpy.data.images.load(path, check_existing=False))
+    img.name = name
+    img.pack()
     return img
 
 
@@ -308,8 +347,9 @@ def write_new_object(context, r: ResultData, name: str = "", photo_name: str = "
         obj.rotation_euler = ROTATION
         _write_result_keys(obj, r)
         photo = _load_image(r.image_path, created, photo_name)
-        mean_tex = _load_image(r.scene.get("mean_texture", ""), created) if r.scene else None
-        obj.data.materials.append(created.add(build_material(base, photo, mean_tex)))
+        baked = load_baked_texture(r, f"{base} Texture", created)
+        mean_tex = _load_image(r.scene.get("mean_texture", ""), created) if r.scene and baked is None else None
+        obj.data.materials.append(created.add(build_material(base, photo, mean_tex, baked)))
         cam_obj = None
         if r.scene:
             if with_rig and "bone_heads" in r.scene:
@@ -332,13 +372,15 @@ def write_new_object(context, r: ResultData, name: str = "", photo_name: str = "
 
 
 def _write_result_keys(obj, r: ResultData) -> None:
-    """Basis = the fit, "Visible fit", "Sample 01".."Sample M", and the stored latents and settings."""
+    """Basis = the fit, "Visible fit", "Sample 01".."Sample M", the stored latents and settings, and
+    the samples' spread (``uncertainty``)."""
     _set_key(obj, KEY_BASIS, r.fit)
     _set_key(obj, KEY_VISIBLE, r.visible_fit)
     names = [sample_key_name(k + 1) for k in range(r.num_samples)]
     for nm, coords in zip(names, r.samples):
         _set_key(obj, nm, coords)
     _store(obj, r, names, append=False)
+    uncertainty.write_uncertainty(obj, r.scene)
 
 
 def _sample_keys(obj) -> list:

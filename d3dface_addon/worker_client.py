@@ -9,7 +9,9 @@ A job ends in exactly one of: ``done`` (result path), ``failed`` (message and ki
 job starts a fresh worker. ``cancel()`` asks the worker to stop; if it has not answered
 within ``CANCEL_GRACE_S`` the worker is killed, so a cancel always ends the job within a second.
 A worker whose ``ready`` line names another ``protocol`` than ``PROTOCOL_VERSION`` is stopped
-and the job fails with kind ``protocol`` and one line saying so.
+and the job fails with kind ``protocol`` and one line saying so. Right after starting a worker
+the client sends ``warm_up`` with ``warm_up_args`` (device, model) when it has them: the worker
+loads its models in the background, so that a job sent later does not wait for them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROTOCOL_VERSION = 1  # must equal d3dface.worker_protocol.PROTOCOL_VERSION of a matching engine
+PROTOCOL_VERSION = 2  # must equal d3dface.worker_protocol.PROTOCOL_VERSION of a matching engine
 CANCEL_GRACE_S = 0.8
 STARTUP_TIMEOUT_S = 120.0
 
@@ -68,11 +70,13 @@ def _one_line(text) -> str:
 class WorkerClient:
     """One worker process, reused between jobs; one job at a time."""
 
-    def __init__(self, python: str, cache_dir: str, env: dict | None = None):
-        """``env``: the worker's whole environment (default: this process's)."""
+    def __init__(self, python: str, cache_dir: str, env: dict | None = None, warm_up_args: dict | None = None):
+        """``env``: the worker's whole environment (default: this process's); ``warm_up_args``:
+        the ``warm_up`` request's args ({"device", "model"}; None: no warm-up)."""
         self.python = python
         self.cache_dir = Path(cache_dir)
         self.env = None if env is None else dict(env)
+        self.warm_up_args = None if warm_up_args is None else dict(warm_up_args)
         self.proc: subprocess.Popen | None = None
         self.ready: dict | None = None
         self.job: Job | None = None
@@ -115,6 +119,8 @@ class WorkerClient:
             self.proc = None
             raise RuntimeError(f"cannot start the engine Python {self.python!r}: {exc.strerror or exc}") from None
         threading.Thread(target=self._read, args=(self.proc, self._lines), daemon=True, name="d3dface-reader").start()
+        if self.warm_up_args is not None:
+            self._send({"op": "warm_up", "args": self.warm_up_args})
 
     @staticmethod
     def _read(proc: subprocess.Popen, lines: queue.Queue) -> None:

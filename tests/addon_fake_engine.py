@@ -4,7 +4,9 @@ PYTHONPATH). It reads the image with the engine's real loader (so a bad image fa
 real engine), reports progress for ``D3DFACE_FAKE_SECONDS`` (default 0.4 s) while polling
 cancel, and writes a ReconstructionResult built from the open head model's template (sample k
 is the template plus a seeded smooth offset on the lower face) and its ``blender_scene.npz``,
-as the real engine's outputs stage does."""
+as the real engine's outputs stage does. Its "decoder" is linear: a latent's first three
+numbers are that offset (``fake_decode``), so interpolating latents interpolates the samples,
+from a result file or from an ``interpolation_source.npz`` alike."""
 
 from __future__ import annotations
 
@@ -28,7 +30,21 @@ def get_engine(model=None, device="auto"):
     """What the worker reads from an engine: its ``.model`` (the head model)."""
     from d3dface.head_model import load_head_model
 
-    return SimpleNamespace(model=load_head_model(model), device=device)
+    warm_s = float(os.environ.get("D3DFACE_FAKE_WARM_SECONDS", "0"))
+    return SimpleNamespace(model=load_head_model(model), device=device, warm_up=lambda: time.sleep(warm_s))
+
+
+def _lower(v: np.ndarray) -> np.ndarray:
+    """(V, 1) float32: 1 on the lower half of the template (where the fake samples differ)."""
+    return (v[:, 1] < np.median(v[:, 1])).astype(np.float32)[:, None]
+
+
+def fake_decode(z: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """(K, 10, 64) latents -> (K, V, 3): the fit plus z[:, 0, :3] on the lower face."""
+    from d3dface.head_model import load_head_model
+
+    lower = _lower(load_head_model(None).v_template.astype(np.float32))
+    return (fit[None] + lower[None] * z[:, 0, None, :3]).astype(np.float32)
 
 
 def template_result(samples: int = 3, seed: int = 0, image_path: str = "", image_size=(400, 300)):
@@ -39,9 +55,12 @@ def template_result(samples: int = 3, seed: int = 0, image_path: str = "", image
     m = load_head_model(None)
     v = m.v_template.astype(np.float32)
     rng = np.random.default_rng(seed)
-    lower = (v[:, 1] < np.median(v[:, 1])).astype(np.float32)[:, None]
     fit = v + np.float32(0.002) * np.sin(v * 40.0).astype(np.float32)
-    samples_arr = np.stack([fit + lower * rng.normal(0, 0.004, 3).astype(np.float32) * (1 + k) for k in range(samples)])
+    offsets = np.stack([rng.normal(0, 0.004, 3).astype(np.float32) * (1 + k) for k in range(samples)])
+    latents = rng.normal(size=(samples, 10, 64)).astype(np.float32)
+    latents[:, 0, :3] = offsets
+    samples_arr = fake_decode(latents, fit)
+    lower = _lower(v)
     H, W = image_size
     side = 0.8 * min(H, W)
     box = np.array([W / 2 - side / 2, H / 2 - side / 2, W / 2 + side / 2, H / 2 + side / 2])
@@ -50,7 +69,7 @@ def template_result(samples: int = 3, seed: int = 0, image_path: str = "", image
               "translation": [0.0, 0.02, -0.33 * f / (0.9 * 224)], "image_size": [224, 224]}
     return ReconstructionResult(
         fit_vertices=fit, visible_fit_vertices=fit + lower * np.float32(0.001), samples=samples_arr,
-        latents=rng.normal(size=(samples, 10, 64)).astype(np.float32),
+        latents=latents,
         mu=np.zeros((10, 64), np.float32), logvar=np.zeros((10, 64), np.float32),
         occluded=(lower[:, 0] > 0), faces=m.faces, uvs=m.uvs, uv_faces=m.uv_faces, camera=camera,
         crop_box=box, image_size=(H, W), image_path=image_path, head_model="open default",
@@ -101,9 +120,10 @@ def write_scene(res, path: Path, model=None) -> Path:
 
 
 def interpolate(result_path, i, j, steps, device="auto", model=None):
-    """(steps, V, 3) between samples i and j (1-based), linear in the vertices."""
-    from d3dface.outputs.result_file import ReconstructionResult
+    """(steps, V, 3) between samples i and j (1-based) of a result file or an
+    interpolation_source.npz: the fake decode of the linearly interpolated latents."""
+    from d3dface.outputs.interpolation_source import load_interpolation_source
 
-    r = ReconstructionResult.load(result_path)
+    src = load_interpolation_source(result_path)
     a = np.linspace(0, 1, steps, dtype=np.float32)[:, None, None]
-    return (1 - a) * r.samples[i - 1][None] + a * r.samples[j - 1][None]
+    return fake_decode((1 - a) * src.latents[i - 1][None] + a * src.latents[j - 1][None], src.fit_vertices)

@@ -91,8 +91,8 @@ def test_reconstruct_library_call_and_interpolation(engine, tmp_path):
     assert stages == sorted(stages) and stages[-1] == 1.0
     names = {p.name for p in (tmp_path / "rec").iterdir()}
     assert names == {"result.npz", "blender_scene.npz", "fit.obj", "fit.ply", "visible_fit.obj", "visible_fit.ply", "samples",
-                     "contact_sheet.png"}
-    assert len(list((tmp_path / "rec" / "samples").iterdir())) == 6
+                     "contact_sheet.png", "texture.png", "head.mtl"}
+    assert len(list((tmp_path / "rec" / "samples").iterdir())) == 7  # 3 x (.obj, .ply) and head.mtl
     loaded = ReconstructionResult.load(path)
     np.testing.assert_array_equal(loaded.samples, result.samples)
     assert loaded.samples.shape == (3, 5023, 3) and loaded.latents.shape == (3, 10, 64)
@@ -170,7 +170,9 @@ def test_stitching_takes_the_fit_where_seen_and_the_sample_deep_inside(engine):
 def test_gpu_out_of_memory_is_one_clear_error(engine, monkeypatch):
     from d3dface.errors import ResourceError
 
-    fitter = engine.fitter("global+local")
+    from d3dface.fit.settings import FitSettings
+
+    fitter = engine.fitter(FitSettings.mode)  # the one reconstruct uses
 
     def oom(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -168,6 +168,85 @@ def test_interpolate_decodes_between_two_samples(worker, tmp_path):
     assert np.allclose(v[2], 0.5 * (s[0] + s[2]), atol=1e-6)
 
 
+def test_interpolation_requests_name_exactly_one_source():
+    ok = wp.parse_request('{"op": "interpolate", "id": "a", "args": {"source": "s.npz", "i": 1, "j": 2}}')
+    assert ok["args"]["source"] == "s.npz" and ok["args"]["result"] is None
+    for args in ('{"i": 1, "j": 2}', '{"result": "r.npz", "source": "s.npz", "i": 1, "j": 2}'):
+        with pytest.raises(wp.ProtocolError, match="exactly one of result, source"):
+            wp.parse_request('{"op": "interpolate", "id": "a", "args": %s}' % args)
+    warm = wp.parse_request('{"op": "warm_up", "args": {"device": "cpu"}}')  # no id: it has no answer
+    assert warm["args"] == {"device": "cpu", "model": None}
+
+
+def test_interpolate_from_stored_latents_equals_from_the_result_file(worker, tmp_path):
+    from d3dface.outputs.interpolation_source import InterpolationSource, load_interpolation_source
+
+    worker.send({"op": "reconstruct", "id": "r3", "args": {"image": str(IMAGE), "samples": 3, "out_dir": str(tmp_path)}})
+    result, _ = worker.until_final("r3")
+    src = load_interpolation_source(result["path"])
+    moved = InterpolationSource(src.latents, src.fit_vertices, src.occluded, src.settings, src.head_model_hash)
+    source = moved.save(tmp_path / "elsewhere" / "interpolation_source.npz")
+    out = {}
+    for key, path in (("result", result["path"]), ("source", str(source))):
+        worker.send({"op": "interpolate", "id": key, "args": {key: path, "i": 2, "j": 3, "steps": 4,
+                                                             "out_dir": str(tmp_path / key)}})
+        final, _ = worker.until_final(key)
+        with np.load(final["path"]) as d:
+            out[key] = d["vertices"]
+    assert np.array_equal(out["result"], out["source"])
+    worker.send({"op": "interpolate", "id": "gone", "args": {"source": str(tmp_path / "no.npz"), "i": 1, "j": 2}})
+    final, _ = worker.until_final("gone")
+    assert final["kind"] == "file" and "interpolation data not found" in final["message"]
+
+
+def test_a_job_waits_for_the_warm_up_and_can_be_cancelled_meanwhile(tmp_path):
+    w = Worker(tmp_path / "cache", seconds=0.1, D3DFACE_FAKE_WARM_SECONDS="1.5")
+    try:
+        assert w.read(60)["type"] == "ready"
+        w.send({"op": "warm_up", "args": {"device": "cpu"}})
+        w.send({"op": "check", "id": "c", "args": {"device": "cpu"}})
+        w.send({"op": "cancel", "id": "c"})
+        t0 = time.monotonic()
+        final, progress = w.until_final("c")
+        assert final["kind"] == "cancelled" and time.monotonic() - t0 < 1.0
+        assert progress and progress[0]["text"] == "start: loading the engine"
+        w.send({"op": "warm_up", "args": {"device": "cpu"}})
+        t0 = time.monotonic()
+        w.send({"op": "reconstruct", "id": "r", "args": {"image": str(IMAGE), "samples": 2, "out_dir": str(tmp_path / "r")}})
+        final, _ = w.until_final("r")
+        assert final["type"] == "result" and time.monotonic() - t0 >= 1.0  # it waited for the warm-up
+    finally:
+        err = w.close()
+    assert "d3dface worker: warmed up in" in err
+
+
+def test_a_failed_warm_up_is_logged_and_the_job_reports_the_error(tmp_path):
+    w = Worker(tmp_path / "cache", seconds=0.1)
+    try:
+        assert w.read(60)["type"] == "ready"
+        w.send({"op": "warm_up", "args": {"device": "cpu", "model": str(tmp_path / "missing.npz")}})
+        w.send({"op": "check", "id": "c", "args": {"device": "cpu", "model": str(tmp_path / "missing.npz")}})
+        final, _ = w.until_final("c", timeout=60)
+        assert final["type"] == "error" and "\n" not in final["message"]
+        w.send({"op": "check", "id": "ok", "args": {"device": "cpu"}})
+        assert w.until_final("ok", timeout=60)[0]["type"] == "result"  # the worker carries on
+    finally:
+        err = w.close()
+    assert "d3dface worker: warm-up failed:" in err
+
+
+def test_the_client_asks_a_new_worker_to_warm_up(tmp_path):
+    client = WorkerClient(sys.executable, str(tmp_path / "cache"), fake_env(seconds=0.1),
+                          warm_up_args={"device": "cpu", "model": None})
+    try:
+        client.start()
+        job = client.wait(client.submit("check", {"device": "cpu"}), 60)
+        assert job.state == "done"
+    finally:
+        client.stop()
+    assert "d3dface worker: warmed up in" in (tmp_path / "cache" / "worker.log").read_text()
+
+
 def test_stdout_carries_protocol_lines_only(worker):
     # the stand-in engine prints to stdout on every reconstruct; every line read so far was JSON
     assert worker.lines and all(json.loads(line)["type"] in wp.MESSAGE_TYPES for line in worker.lines)

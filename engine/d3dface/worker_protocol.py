@@ -16,7 +16,12 @@ Requests (add-on -> worker, stdin)::
     {"op": "interpolate", "id": "j2", "args": {"result": PATH, "i": 1, "j": 4, "steps": 5,
          "device": "auto", "out_dir": PATH}}      # i, j: 1-based sample numbers of the result
                                                # -> an .npz with vertices (steps, V, 3), alphas (steps,)
+         # instead of "result": "source": PATH of an interpolation_source.npz (the latents a head
+         # object stores, d3dface.outputs.interpolation_source); exactly one of the two
     {"op": "check", "id": "j3", "args": {"device": "auto", "model": null}}
+    {"op": "warm_up", "args": {"device": "auto", "model": null}}
+         # no id, no answer: load the engine and its models in the background (sent right after
+         # the worker starts); a job that arrives meanwhile waits for it; ignored while a job runs
     {"op": "cancel", "id": "j1"}          # cancels job j1 (or the running job when id is omitted)
     {"op": "shutdown"}                    # finish: the worker exits after the running job stops
 
@@ -46,10 +51,11 @@ import json
 
 from .config import INTERPOLATION_STEPS, ReconstructConfig
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: warm_up; interpolate from a "source"
 
-OPS = ("reconstruct", "interpolate", "check", "cancel", "shutdown")
+OPS = ("reconstruct", "interpolate", "check", "warm_up", "cancel", "shutdown")
 JOB_OPS = ("reconstruct", "interpolate", "check")
+ARG_OPS = JOB_OPS + ("warm_up",)  # requests with args
 MESSAGE_TYPES = ("ready", "progress", "result", "error")
 FINAL_TYPES = ("result", "error")
 
@@ -58,10 +64,13 @@ RECONSTRUCT_DEFAULTS = {
     "mask": _D.mask, "mask_from_alpha": False, "samples": _D.samples, "seed": _D.seed, "diversity": _D.completion.diversity,
     "device": _D.device, "model": None, "out_dir": None,
 }
-INTERPOLATE_DEFAULTS = {"steps": INTERPOLATION_STEPS, "device": _D.device, "out_dir": None, "model": None}
+INTERPOLATE_DEFAULTS = {"result": None, "source": None, "steps": INTERPOLATION_STEPS, "device": _D.device,
+                        "out_dir": None, "model": None}
 CHECK_DEFAULTS = {"device": _D.device, "model": None}
-DEFAULTS = {"reconstruct": RECONSTRUCT_DEFAULTS, "interpolate": INTERPOLATE_DEFAULTS, "check": CHECK_DEFAULTS}
-REQUIRED = {"reconstruct": ("image",), "interpolate": ("result", "i", "j"), "check": ()}
+DEFAULTS = {"reconstruct": RECONSTRUCT_DEFAULTS, "interpolate": INTERPOLATE_DEFAULTS, "check": CHECK_DEFAULTS,
+            "warm_up": CHECK_DEFAULTS}
+REQUIRED = {"reconstruct": ("image",), "interpolate": ("i", "j"), "check": (), "warm_up": ()}
+ONE_OF = {"interpolate": ("result", "source")}
 
 
 class ProtocolError(ValueError):
@@ -96,8 +105,8 @@ def parse_request(line: str) -> dict:
     job_id = req.get("id")
     if job_id is not None and not isinstance(job_id, str):
         raise ProtocolError("id must be a string")
-    if op in JOB_OPS:
-        if not job_id:
+    if op in ARG_OPS:
+        if not job_id and op in JOB_OPS:
             raise ProtocolError(f"{op} needs an id")
         args = req.get("args") or {}
         if not isinstance(args, dict):
@@ -108,6 +117,9 @@ def parse_request(line: str) -> dict:
         unknown = sorted(set(args) - set(DEFAULTS[op]) - set(REQUIRED[op]))
         if unknown:
             raise ProtocolError(f"{op} does not take {', '.join(unknown)}")
+        given = [k for k in ONE_OF.get(op, ()) if args.get(k) is not None]
+        if op in ONE_OF and len(given) != 1:
+            raise ProtocolError(f"{op} needs exactly one of {', '.join(ONE_OF[op])}")
         req = {"op": op, "id": job_id, "args": {**DEFAULTS[op], **args}}
     return req
 

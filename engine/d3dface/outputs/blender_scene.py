@@ -20,6 +20,13 @@ Arrays of ``blender_scene.npz`` (V vertices, J joints):
   ``WEIGHT_STEP``): ``weight_joint`` (K,), ``weight_value`` (K,), ``weight_offsets`` (K+1,) into
   ``weight_vertices`` (N,)
 - ``mean_texture`` (str): path of FLAME's mean texture when the assets are present, else ""
+- ``photo_texture`` (str): the photo baked into the UV layout (``texture_bake``), a PNG path
+  relative to the folder of this file (the result's folder), else ""
+- uncertainty (``uncertainty_hints``): ``uncertainty`` (V,) float32, the spread of the samples
+  at each vertex (RMS distance of the samples' vertex from their mean, metres);
+  ``uncertainty_normaliser`` () metres, its maximum (0 for a single sample);
+  ``uncertainty_weight`` (V,) float32 in [0, 1], spread / normaliser (0 where it is 0);
+  ``uncertainty_colour`` (V, 4) float32 linear RGBA, ``UNCERTAINTY_RAMP`` at the weight
 """
 
 from __future__ import annotations
@@ -29,6 +36,27 @@ import numpy as np
 SENSOR_MM = 36.0
 PLANE_BEHIND_HEAD_M = 0.3
 WEIGHT_STEP = 1e-3
+# low -> high spread: (weight, linear RGB) stops, dark blue, teal, yellow, red
+UNCERTAINTY_RAMP = ((0.0, (0.01, 0.02, 0.25)), (0.35, (0.0, 0.35, 0.35)), (0.7, (0.9, 0.75, 0.02)),
+                    (1.0, (0.8, 0.02, 0.01)))
+
+
+def sample_spread(samples: np.ndarray) -> np.ndarray:
+    """(M, V, 3) samples -> (V,) RMS distance of each sample's vertex from the samples' mean, metres."""
+    s = np.asarray(samples, np.float64)
+    return np.sqrt(((s - s.mean(0)) ** 2).sum(-1).mean(0))
+
+
+def uncertainty_hints(samples: np.ndarray) -> dict:
+    """The ``uncertainty*`` arrays of ``blender_scene.npz`` for (M, V, 3) samples."""
+    spread = sample_spread(samples)
+    top = float(spread.max()) if spread.size else 0.0
+    weight = spread / top if top > 0.0 else np.zeros_like(spread)
+    stops = np.array([w for w, _ in UNCERTAINTY_RAMP])
+    rgb = np.stack([np.interp(weight, stops, [c[k] for _, c in UNCERTAINTY_RAMP]) for k in range(3)], 1)
+    colour = np.concatenate([rgb, np.ones((len(weight), 1))], 1)
+    return {"uncertainty": spread.astype(np.float32), "uncertainty_normaliser": np.array(top),
+            "uncertainty_weight": weight.astype(np.float32), "uncertainty_colour": colour.astype(np.float32)}
 
 
 def group_weights(weights: np.ndarray, step: float = WEIGHT_STEP) -> dict:
@@ -101,7 +129,7 @@ def bone_tails(names, heads: np.ndarray, parents) -> np.ndarray:
     return tails
 
 
-def scene_hints(result, model=None, mean_texture: str = "") -> dict:
+def scene_hints(result, model=None, mean_texture: str = "", photo_texture: str = "") -> dict:
     """The arrays of ``blender_scene.npz`` for a ReconstructionResult (and its head model)."""
     H, W = (int(v) for v in result.image_size)
     cam = result.camera
@@ -133,6 +161,8 @@ def scene_hints(result, model=None, mean_texture: str = "") -> dict:
         "camera_shift": shift, "photo_resolution": np.array([W, H], np.int64),
         "image_plane_location": plane_loc, "image_plane_size": np.array(side * d / f),
         "mean_texture": np.array(str(mean_texture or "")),
+        "photo_texture": np.array(str(photo_texture or "")),
+        **uncertainty_hints(result.samples),
     }
     if model is not None and getattr(model, "has_lbs", False):
         heads = np.asarray(model.joint_regressor, np.float64) @ fit

@@ -1,6 +1,7 @@
 """Files of a reconstruction: result.npz, blender_scene.npz (what the Blender add-on needs to
-build the scene: photo projection, camera, rig), the fit and every sample as .obj (FLAME UVs)
-and .ply, and the contact sheet."""
+build the scene: photo projection, camera, rig, baked texture), the photo baked into the UV
+layout (texture.png, ``texture_bake``), the fit and every sample as .obj (FLAME UVs, with
+head.mtl naming the texture) and .ply, and the contact sheet."""
 
 from __future__ import annotations
 
@@ -12,20 +13,30 @@ from ..atomic import write_atomic
 from .blender_scene import scene_hints
 from .contact_sheet import contact_sheet
 from .fit_files import fit_overlay
-from .mesh_files import write_mesh
+from .mesh_files import write_material, write_mesh
 from .pictures import write_png
+from .texture_bake import TEXTURE_FILE, bake_fit_texture, write_texture
+
+MTL_FILE = "head.mtl"
 
 
 def write_reconstruction(folder: Path, result, inputs, fit, renderer, model, texture_path=None) -> None:
     folder = Path(folder)
     result.save(folder / "result.npz")
-    hints = scene_hints(result, model, mean_texture=str(texture_path or ""))
+    bake = bake_fit_texture(model, fit, inputs, texture_path)
+    mtl = None
+    if bake is not None:
+        write_texture(folder / TEXTURE_FILE, bake)
+        write_material(folder / MTL_FILE, TEXTURE_FILE)
+        write_material(folder / "samples" / MTL_FILE, f"../{TEXTURE_FILE}")
+        mtl = MTL_FILE
+    hints = scene_hints(result, model, mean_texture=str(texture_path or ""), photo_texture=TEXTURE_FILE if bake else "")
     write_atomic(folder / "blender_scene.npz", lambda p: np.savez(p, **hints))
     for suffix in (".obj", ".ply"):
-        write_mesh(folder / f"fit{suffix}", result.fit_vertices, model.faces, model.uvs, model.uv_faces)
-        write_mesh(folder / f"visible_fit{suffix}", result.visible_fit_vertices, model.faces, model.uvs, model.uv_faces)
+        write_mesh(folder / f"fit{suffix}", result.fit_vertices, model.faces, model.uvs, model.uv_faces, mtl)
+        write_mesh(folder / f"visible_fit{suffix}", result.visible_fit_vertices, model.faces, model.uvs, model.uv_faces, mtl)
         for i, v in enumerate(result.samples):
-            write_mesh(folder / "samples" / f"sample_{i + 1:02d}{suffix}", v, model.faces, model.uvs, model.uv_faces)
+            write_mesh(folder / "samples" / f"sample_{i + 1:02d}{suffix}", v, model.faces, model.uvs, model.uv_faces, mtl)
     crop = inputs.crop
     image = crop.apply(inputs.image).astype(np.float32) / 255
     occlusion = crop.apply(inputs.occlusion_mask)
