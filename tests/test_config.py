@@ -31,7 +31,7 @@ def test_the_tree_is_made_of_the_stages_settings_and_reads_its_defaults_from_the
     assert isinstance(cfg.inputs, InputSettings) and isinstance(cfg.fit, FitSettings)
     assert isinstance(cfg.completion, DiversifySettings) and isinstance(cfg.stitch, StitchSettings)
     assert cfg.samples == DiversifySettings().samples == 8 and cfg.mask == "auto" and cfg.backend == "auto"
-    assert cfg.fit.mode == "global+local" and cfg.stitch.enabled and cfg.stitch.method == "laplacian" and cfg.seed == 0
+    assert cfg.fit.mode == "full+local" and cfg.stitch.enabled and cfg.stitch.method == "laplacian" and cfg.seed == 0
 
 
 def test_nothing_in_the_tree_can_be_changed_in_place():

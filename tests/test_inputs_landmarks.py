@@ -41,7 +41,7 @@ def test_ibug_layout_on_a_real_photo(man):
     for a, b in ((0, 16), (4, 12), (36, 45), (39, 42), (48, 54), (31, 35)):
         assert abs((p[a, 0] + p[b, 0]) / 2 - mid) < 0.06 * lm.inter_ocular * 3
     assert 0.3 * img.shape[1] < lm.inter_ocular < 0.8 * img.shape[1]
-    assert lm.points_mp105 is not None and lm.points_mp105.shape == (105, 2)
+    assert lm.dense is not None and lm.dense.shape == (478, 2) and lm.valid_dense.all()
     assert not lm.has_confidence and lm.valid68.all()
 
 

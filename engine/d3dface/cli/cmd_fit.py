@@ -1,27 +1,32 @@
-"""``d3dface fit``, ``build-local-model`` and ``evaluate-fit``: the partial fit (Algorithm 1)."""
+"""``d3dface fit``, ``build-local-model``, ``evaluate-fit`` and ``evaluate-reprojection``: the partial fit (Algorithm 1)."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..atomic import atomic_output_dir, write_text_atomic
 from ..defaults import DEFAULT_SEED
 from ..errors import InputFileError
-from ..evaluation.synthetic_faces import OCCLUDER_TYPES
+from ..evaluation.fit_eval import METHODS as FIT_METHODS
+from ..evaluation.synthetic_faces import HEAD_KINDS, OCCLUDER_TYPES
 from ..fit.evidence import evidence_from_inputs
 from ..fit.local_model import cached_local_model_path
 from ..fit.partial_fit import PartialFitter
-from ..fit.settings import FitSettings
+from ..fit.settings import FIT_MODES, FitSettings, uses_local_model
 from ..head_model import load_head_model
 from ..inputs.settings import MaskSettings
 from ..outputs.fit_files import write_fit_outputs
-from ..paths import mean_texture_path
+from ..paths import find_assets_dir, mean_texture_path
+from ..reconstruct import RUN_TIME_TEXTURE
 from ..training.local_models import LocalModelSettings, build_local_model, load_or_build_local_model
-from .common import ASSETS_HELP, MODEL_HELP, StageProgress, add_backend, add_device, resolve_device
+from .common import (ASSETS_HELP, MODEL_HELP, StageProgress, add_backend, add_device, add_json, json_to_stdout,
+                     resolve_device, write_json)
 
 
 EVAL_FIT_FACES_PER_TYPE = 17  # x 3 occlusion types: about the 50 faces of the paper's Table 1 runs
@@ -33,8 +38,9 @@ def register(sub) -> None:
     p.add_argument("--mask", default=MaskSettings.occlusion,
                    help="occlusion mask: a mask image (white = occluded), auto (estimate) or none (default: %(default)s)")
     add_backend(p)
-    p.add_argument("--mode", default="global+local", choices=["global+local", "global"],
-                   help="global: the head model's coefficients only; global+local: then the per-region local models "
+    p.add_argument("--mode", default=FitSettings.mode, choices=list(FIT_MODES),
+                   help="global: every mode of the head model; global+local: 10 identity and 10 expression modes and "
+                        "the per-region local models (the paper's); full+local: every mode and the local models "
                         "(default: %(default)s)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--local-model", help="local model .npz (default: built once and cached)")
@@ -53,15 +59,30 @@ def register(sub) -> None:
     p.add_argument("--out", help="output .npz (default: the cache next to the model)")
     p.set_defaults(run=run_build_local)
 
-    p = sub.add_parser("evaluate-fit", help="Table 1 on synthetic occluded faces: global vs global+local fit")
+    p = sub.add_parser("evaluate-fit", help="Table 1 on synthetic occluded faces: global, global+local and full+local fits")
     p.add_argument("--n", type=int, default=EVAL_FIT_FACES_PER_TYPE,
                    help=f"synthetic faces per occlusion type ({', '.join(OCCLUDER_TYPES)}; default: %(default)s, "
                         f"{EVAL_FIT_FACES_PER_TYPE * len(OCCLUDER_TYPES)} in all)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic faces (default: %(default)s)")
+    p.add_argument("--heads", default="out-of-span", choices=list(HEAD_KINDS),
+                   help="ground truth: out-of-span (region-mixed heads with local detail, which no fit mode holds "
+                        "exactly) or model (drawn from the head model itself) (default: %(default)s)")
+    p.add_argument("--methods", nargs="+", default=list(FIT_METHODS), choices=list(FIT_MODES),
+                   help="fit modes to compare (default: %(default)s)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--assets", help=ASSETS_HELP)
     p.add_argument("--out", help="also write the table (table1.md) and per-face errors (table1.json) to this folder")
     p.set_defaults(run=run_evaluate)
+
+    p = sub.add_parser("evaluate-reprojection",
+                       help="fit every shared photo; reprojection error on dense and 68 landmarks (%% IOD) and overlays")
+    p.add_argument("--images", help="folder holding faces/ and occluded/ (default: <shared>/images)")
+    p.add_argument("--mode", default=FitSettings.mode, choices=list(FIT_MODES), help="fit mode (default: %(default)s)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--assets", help=ASSETS_HELP)
+    add_json(p, "the per-photo errors")
+    p.add_argument("--out", required=True, help="output folder: reprojection.md and overlays/<photo>.png (atomically)")
+    p.set_defaults(run=run_evaluate_reprojection)
 
 
 def run_fit(args) -> int:
@@ -71,13 +92,13 @@ def run_fit(args) -> int:
     if not Path(args.image).exists():
         raise InputFileError(f"image not found: {args.image}")
     model = load_head_model(args.model, assets=args.assets)
-    local = load_or_build_local_model(model, args.local_model) if args.mode == "global+local" else None
+    local = load_or_build_local_model(model, args.local_model) if uses_local_model(args.mode) else None
     bar = StageProgress()
     t0 = time.perf_counter()
     bar("inputs: landmarks, masks", 0.0)
     inputs = prepare_face_inputs(args.image, mask=args.mask, backend=args.backend)
     t_inputs = time.perf_counter() - t0
-    fitter = PartialFitter(model, local, FitSettings(mode=args.mode, device=device, seed=args.seed), mean_texture_path(args.assets))
+    fitter = PartialFitter(model, local, FitSettings(mode=args.mode, device=device, seed=args.seed), RUN_TIME_TEXTURE)
     result = fitter.fit(evidence_from_inputs(inputs), progress=bar)
     bar.close()
     result.timings["inputs"] = t_inputs
@@ -85,6 +106,33 @@ def run_fit(args) -> int:
         write_fit_outputs(tmp, inputs, result, model, fitter.renderer)
     print(f"wrote {args.out}: fit.obj, fit.npz, overlay.png (fit {result.timings['total']:.1f} s, "
           f"landmark error {result.landmark_error_px:.2f} px, {int((~result.occluded).sum())} visible vertices)")
+    return 0
+
+
+def run_evaluate_reprojection(args) -> int:
+    from ..evaluation.reprojection_eval import fit_photo, markdown_table, shared_photos
+    from ..outputs.pictures import write_png
+
+    images = Path(args.images) if args.images else find_assets_dir(args.assets).parent / "images"
+    photos = shared_photos(images)
+    if not photos:
+        raise InputFileError(f"no photos under {images}/faces or {images}/occluded")
+    model = load_head_model(args.model, assets=args.assets)
+    local = load_or_build_local_model(model) if uses_local_model(args.mode) else None
+    fitter = PartialFitter(model, local, FitSettings(mode=args.mode), RUN_TIME_TEXTURE)
+    rows = []
+    with atomic_output_dir(args.out) as tmp:
+        (tmp / "overlays").mkdir()
+        for photo, mask in tqdm(photos, desc="photos", file=sys.stderr):
+            row = fit_photo(fitter, photo, mask)
+            if row.overlay is not None:
+                write_png(tmp / "overlays" / f"{row.name}.png", row.overlay)
+            rows.append(row)
+        table = markdown_table(rows)
+        (tmp / "reprojection.md").write_text(table)
+    print(table, end="", file=sys.stderr if json_to_stdout(args) else sys.stdout)
+    if args.json_path:
+        write_json(args.json_path, [{k: v for k, v in vars(r).items() if k != "overlay"} for r in rows])
     return 0
 
 
@@ -120,13 +168,16 @@ def run_evaluate(args) -> int:
     local = load_or_build_local_model(model)
     total = args.n * len(OCCLUDER_TYPES)  # evaluate_fit's n is the total, shared evenly by the types
     bar = tqdm(total=total, desc="evaluate-fit", unit="face")
+    # the test faces wear FLAME's mean texture when the assets are here; the fitter has the product's albedo
     ev = evaluate_fit(model, local, n=total, seed=args.seed, texture_path=mean_texture_path(args.assets),
-                      progress=lambda d, t: bar.update(d - bar.n))
+                      progress=lambda d, t: bar.update(d - bar.n), heads=args.heads, methods=tuple(args.methods),
+                      fit_texture_path=RUN_TIME_TEXTURE)
     bar.close()
     text = ev.markdown()
     print(text)
     if args.out:
         out = Path(args.out)
         write_text_atomic(out / "table1.md", text + "\n")
-        write_text_atomic(out / "table1.json", json.dumps({"errors_mm": ev.errors_mm, "seconds": ev.seconds}, indent=1))
+        write_text_atomic(out / "table1.json", json.dumps({"heads": ev.heads, "errors_mm": ev.errors_mm,
+                                                           "seconds": ev.seconds}, indent=1))
     return 0

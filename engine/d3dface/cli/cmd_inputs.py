@@ -58,8 +58,8 @@ def run_landmarks(args) -> int:
         arrays = dict(points68=lm.points68, confidence68=lm.confidence68, valid68=lm.valid68,
                       face_box=lm.face_box, face_mask=fi.face_mask, occlusion_mask=fi.occlusion_mask,
                       crop_box=fi.crop.box)
-        if lm.points_mp105 is not None:
-            arrays["points_mp105"] = lm.points_mp105
+        if lm.dense is not None:
+            arrays["dense"], arrays["valid_dense"] = lm.dense, lm.valid_dense
         np.savez_compressed(tmp / f"{stem}_inputs.npz", **arrays)
         summary = fi.summary() | {
             "points68": np.round(lm.points68, 2).tolist(),

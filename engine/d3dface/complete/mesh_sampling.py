@@ -40,6 +40,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from ..atomic import write_atomic
+from ..head_model.topology_hash import faces_hash, template_hash  # noqa: F401 - re-exported
 from ..paths import cache_dir as engine_cache_dir
 
 FORMAT_VERSION = 1
@@ -226,19 +227,6 @@ def build_hierarchy(vertices: np.ndarray, faces: np.ndarray, settings: Hierarchy
             h.down.append(_neighbourhoods(D, radii[l], cap, cover_inputs=True))
             h.up.append(_neighbourhoods(D.T, radii[l], cap, cover_inputs=True))
     return h
-
-
-def template_hash(vertices: np.ndarray, faces: np.ndarray) -> str:
-    """Short hash of a template mesh (float32 vertices, int32 faces)."""
-    m = hashlib.sha256()
-    m.update(np.ascontiguousarray(vertices, np.float32).tobytes())
-    m.update(np.ascontiguousarray(faces, np.int32).tobytes())
-    return m.hexdigest()[:16]
-
-
-def faces_hash(faces: np.ndarray) -> str:
-    """Short hash of a triangle list (int32): the topology alone."""
-    return hashlib.sha256(np.ascontiguousarray(faces, np.int32).tobytes()).hexdigest()[:16]
 
 
 def mesh_hierarchy(vertices: np.ndarray, faces: np.ndarray, settings: HierarchySettings = HierarchySettings(),

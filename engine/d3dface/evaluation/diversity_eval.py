@@ -28,6 +28,7 @@ from ..complete.settings import DEFAULT_SAMPLES
 from ..complete.settings import StitchSettings
 from ..complete.stitching import join_to_fit
 from ..fit.settings import FitSettings
+from ..paths import mean_texture_path
 from .metrics import creased_edges, diversity_metrics
 from .fit_eval import shape_error_mm
 from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
@@ -147,7 +148,7 @@ def evaluate_parallel(st: EvalSettings, workers: int, device: str = "cpu", progr
 
 def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> DiversityEvaluation:
     model, dev = engine.model, engine.device
-    maker = SyntheticFaceMaker(model, engine.texture_path)
+    maker = SyntheticFaceMaker(model, mean_texture_path(engine.assets))  # test faces wear the mean texture
     face = model.regions["face"]
     excl = torch.ones(model.num_vertices, dtype=torch.bool, device=dev)
     excl[torch.as_tensor(face, device=dev)] = False

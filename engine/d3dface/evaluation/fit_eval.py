@@ -14,11 +14,11 @@ import numpy as np
 from .metrics import align_to, per_vertex_distance
 from ..fit.local_model import LocalModel
 from ..fit.partial_fit import PartialFitter
-from ..fit.settings import FitSettings
+from ..fit.settings import FitSettings, uses_local_model
 from ..head_model import HeadModel
 from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
 
-METHODS = ("global", "global+local")
+METHODS = ("global", "global+local", "full+local")
 
 
 ALIGNMENTS = ("rigid", "similarity")
@@ -28,25 +28,27 @@ ALIGNMENTS = ("rigid", "similarity")
 class FitEvaluation:
     errors_mm: dict = field(default_factory=dict)  # alignment -> method -> occluder -> list of per-face errors
     seconds: dict = field(default_factory=dict)  # method -> list of fit times
+    heads: str = "model"  # the ground truth: "model" or "out-of-span" heads (synthetic_faces.HEAD_KINDS)
+    methods: tuple = METHODS
 
     def table(self, alignment: str = "rigid") -> list[list]:
         rows = []
-        for method in METHODS:
+        for method in self.methods:
             e = self.errors_mm[alignment][method]
             per_type = [float(np.mean(e[k])) for k in OCCLUDER_TYPES]
             rows.append([method, *per_type, float(np.mean([x for k in OCCLUDER_TYPES for x in e[k]]))])
         return rows
 
     def markdown(self) -> str:
-        lines = []
+        lines = [f"ground truth: {self.heads} heads", ""]
         for alignment in ALIGNMENTS:
             lines.append(f"mean shape error (mm, face region) after {alignment} alignment")
             lines.append("| method | " + " | ".join(OCCLUDER_TYPES) + " | overall |\n|---|" + "---|" * (len(OCCLUDER_TYPES) + 1))
             for row in self.table(alignment):
                 lines.append(f"| {row[0]} | " + " | ".join(f"{x:.2f}" for x in row[1:]) + " |")
             lines.append("")
-        counts = "/".join(str(len(self.errors_mm["rigid"][METHODS[0]][k])) for k in OCCLUDER_TYPES)
-        t = {m: float(np.median(self.seconds[m])) for m in METHODS}
+        counts = "/".join(str(len(self.errors_mm["rigid"][self.methods[0]][k])) for k in OCCLUDER_TYPES)
+        t = {m: float(np.median(self.seconds[m])) for m in self.methods}
         lines.append(f"faces per type {counts}; median fit time: " + ", ".join(f"{m} {t[m]:.1f} s" for m in METHODS))
         return "\n".join(lines)
 
@@ -58,13 +60,18 @@ def shape_error_mm(fit_vertices: np.ndarray, gt: np.ndarray, region: np.ndarray,
 
 
 def evaluate_fit(model: HeadModel, local_model: LocalModel, n: int = 50, seed: int = 0, texture_path=None,
-                 settings: FitSettings | None = None, progress=None) -> FitEvaluation:
+                 settings: FitSettings | None = None, progress=None, heads: str = "model",
+                 methods: tuple = METHODS, fit_texture_path="same") -> FitEvaluation:
+    """Table 1 over n faces shared evenly by the occluder types. texture_path: the albedo the test
+    faces are rendered with; fit_texture_path: the fitter's ("same": texture_path)."""
     base = settings or FitSettings()
-    fitters = {m: PartialFitter(model, local_model if m == "global+local" else None,
-                                FitSettings(**{**base.__dict__, "mode": m}), texture_path) for m in METHODS}
-    maker = SyntheticFaceMaker(model, texture_path)
+    fit_tex = texture_path if fit_texture_path == "same" else fit_texture_path
+    fitters = {m: PartialFitter(model, local_model if uses_local_model(m) else None,
+                                FitSettings(**{**base.__dict__, "mode": m}), fit_tex) for m in methods}
+    maker = SyntheticFaceMaker(model, texture_path, heads=heads)
     region = model.regions["face"]
-    out = FitEvaluation({a: {m: {k: [] for k in OCCLUDER_TYPES} for m in METHODS} for a in ALIGNMENTS}, {m: [] for m in METHODS})
+    out = FitEvaluation({a: {m: {k: [] for k in OCCLUDER_TYPES} for m in methods} for a in ALIGNMENTS},
+                        {m: [] for m in methods}, heads, tuple(methods))
     per_type = [n // len(OCCLUDER_TYPES) + (1 if t < n % len(OCCLUDER_TYPES) else 0) for t in range(len(OCCLUDER_TYPES))]
     done = 0
     for ti, kind in enumerate(OCCLUDER_TYPES):

@@ -22,11 +22,20 @@ from ..head_model.lbs import axis_angle_to_matrix
 from ..inputs.landmarks_base import Landmarks
 from ..inputs.masks import face_mask
 from .occluders import apply_occluder, hidden_vertices, load_textures
+from .out_of_span import OutOfSpanOffsets
 from ..render import SH_CONSTANTS, PerspectiveCamera, Renderer
 from ..render.cameras import focal_from_fov
 
 TEST_SEED_BASE = 1_000_000
 OCCLUDER_TYPES = ("glasses", "face_mask", "object")
+HEAD_KINDS = ("model", "out-of-span")
+
+
+def _by_mediapipe_id(points: np.ndarray, ids: np.ndarray, count: int = 478) -> np.ndarray:
+    """(count, C) rows by MediaPipe id from embedded rows (N, C) with ids (N,); NaN where absent."""
+    out = np.full((max(count, int(ids.max()) + 1),) + points.shape[1:], np.nan)
+    out[ids] = points
+    return out
 
 
 @dataclass
@@ -41,8 +50,14 @@ class SyntheticFace:
 
 
 class SyntheticFaceMaker:
-    def __init__(self, model: HeadModel, texture_path=None, background_dir=None, size: int = 224, fov_deg: float = 20.0):
+    def __init__(self, model: HeadModel, texture_path=None, background_dir=None, size: int = 224, fov_deg: float = 20.0,
+                 heads: str = "model"):
+        """heads: "model" (identity and expression drawn from the model) or "out-of-span" (plus
+        region mixing and local detail, evaluation/out_of_span.py)."""
+        if heads not in HEAD_KINDS:
+            raise ValueError(f"unknown heads {heads!r}; expected one of {HEAD_KINDS}")
         self.model, self.size, self.fov = model, size, fov_deg
+        self.out_of_span = OutOfSpanOffsets(model) if heads == "out-of-span" else None
         self.layer = HeadLayer(model)
         self.renderer = Renderer.from_head_model(model)
         self.albedo = torch.as_tensor(vertex_mean_albedo(model, texture_path))
@@ -65,6 +80,8 @@ class SyntheticFaceMaker:
         beta = rng.standard_normal(m.num_shape)
         psi = rng.uniform(0, 1, m.num_expr) * (rng.uniform(0, 1, m.num_expr) < 0.1)
         v = self.layer(torch.tensor(beta, dtype=torch.float32)[None], torch.tensor(psi, dtype=torch.float32)[None]).vertices
+        if self.out_of_span is not None:
+            v = v + torch.as_tensor(self.out_of_span(rng, beta))[None]
         yaw, pitch, roll = np.radians([rng.uniform(-30, 30), rng.uniform(-15, 15), rng.uniform(-8, 8)])
         R = (axis_angle_to_matrix(torch.tensor([[0.0, yaw, 0.0]])) @ axis_angle_to_matrix(torch.tensor([[pitch, 0.0, 0.0]]))
              @ axis_angle_to_matrix(torch.tensor([[0.0, 0.0, roll]])))[0]
@@ -97,7 +114,9 @@ class SyntheticFaceMaker:
         # the occluder module works in pixel-corner coordinates (centre of pixel j at j + 0.5)
         occ = apply_occluder(img, p68 + 0.5, occluder, seed)
         hidden68 = hidden_vertices(p68 + 0.5, occ.mask)
-        hidden_mp = hidden_vertices(pmp + 0.5, occ.mask)
+        mp_ids = self.layer.lmk_mp_ids.numpy()
+        seen_mp = _by_mediapipe_id((~hidden_vertices(pmp + 0.5, occ.mask))[:, None].astype(float), mp_ids)[:, 0] == 1
+        pmp = _by_mediapipe_id(pmp, mp_ids)
         lm = Landmarks(points68=(p68 + 0.5).astype(np.float32), confidence68=np.ones(68, np.float32), valid68=~hidden68,
                        face_box=np.r_[p68.min(0), p68.max(0)].astype(np.float32), face_count=1, backend="synthetic",
                        image_size=(S, S))
@@ -105,6 +124,6 @@ class SyntheticFaceMaker:
         visible = self.renderer.vertex_visibility(v, cam)[0].numpy()
         gt_hidden = hidden_vertices(pix[0].numpy() + 0.5, occ.mask, visible)
         ev = CropEvidence(image=occ.image.astype(np.float32) / 255, landmarks68=p68.astype(np.float32), valid68=~hidden68,
-                          face_mask=face_mask(lm, (S, S)), occlusion_mask=occ.mask, points_mp105=pmp.astype(np.float32),
-                          valid_mp105=~hidden_mp)
+                          face_mask=face_mask(lm, (S, S)), occlusion_mask=occ.mask, points_mp=pmp.astype(np.float32),
+                          valid_mp=seen_mp)
         return SyntheticFace(ev, v[0].numpy(), gt_hidden, occluder, seed, beta, psi)

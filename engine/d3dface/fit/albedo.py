@@ -1,13 +1,14 @@
 """A low-dimensional albedo for the photometric term.
 
-FLAME's texture space is not available. The albedo is FLAME's mean texture (the UV image
-in the FLAME assets) sampled at each vertex, times a global RGB gain, plus one RGB offset
-per region of the soft partition (``regions.py``):
+FLAME's texture space is not available, and its mean texture may not ship. The product's albedo
+is a flat skin tone with painted eyes (white eyeballs, dark irises), times a global RGB gain,
+plus one RGB offset per region of the soft partition (``regions.py``):
 
-    albedo(v) = clip(mean_texture(v) * gain + sum_r w_r(v) * offset_r, 0, 1)
+    albedo(v) = clip(base(v) * gain + sum_r w_r(v) * offset_r, 0, 1)
 
-3 + 3R parameters (R = 12). Why: the mean texture carries the structure a face has
-(darker brows, red lips, lighter sclera); the gain absorbs skin tone and white balance; the
+3 + 3R parameters (R = 12). ``base`` may instead be FLAME's mean texture sampled at each vertex
+(a research option: the evaluation renders its synthetic faces with it; the fit measured no
+better with it, see README Table 1). Why this form: the gain absorbs skin tone and white balance; the
 regional offsets let lips, cheeks or ears differ in tone without being free enough to paint
 an occluder or a shadow into the skin (which a per-vertex albedo would do, and which would
 then leak into the shape).
@@ -26,13 +27,36 @@ from ..head_model.model import HeadModel
 
 MEAN_TEXTURE_FILE = "mean_texture.jpg"
 FALLBACK_SKIN = (0.78, 0.60, 0.50)
+SCLERA_RGB = (0.92, 0.90, 0.88)
+IRIS_RGB = (0.30, 0.20, 0.12)
+PUPIL_RGB = (0.03, 0.03, 0.03)
+IRIS_RADIUS_M = 5.9e-3  # a human iris is about 11.8 mm across
+PUPIL_RADIUS_M = 2.0e-3
+
+
+def painted_eyes_albedo(model: HeadModel, vertices: np.ndarray | None = None, skin=FALLBACK_SKIN) -> np.ndarray:
+    """(V, 3) RGB: a flat skin tone, with white eyeballs, a dark iris and a black pupil around each
+    eyeball's front-most vertex (the head looks down +z). vertices (V, 3) metres (default: the
+    template). The albedo the fit starts from when no texture is given (the product's case)."""
+    v = model.v_template if vertices is None else vertices
+    col = np.tile(np.array(skin, np.float32), (len(v), 1))
+    for side in ("left_eyeball", "right_eyeball"):
+        idx = model.regions.get(side)
+        if idx is None or not len(idx):
+            continue
+        front = v[idx[np.argmax(v[idx, 2])]]
+        d = np.linalg.norm(v[idx] - front, axis=1)
+        col[idx] = np.where((d < PUPIL_RADIUS_M)[:, None], PUPIL_RGB,
+                            np.where((d < IRIS_RADIUS_M)[:, None], IRIS_RGB, SCLERA_RGB))
+    return col
 
 
 def vertex_mean_albedo(model: HeadModel, texture_path: str | Path | None) -> np.ndarray:
-    """(V, 3) RGB in [0, 1]: the mean texture averaged over each vertex's UV corners."""
-    V = model.num_vertices
+    """(V, 3) RGB in [0, 1]: the mean texture averaged over each vertex's UV corners, or without a
+    texture ``painted_eyes_albedo``."""
     if texture_path is None or model.uvs is None or not Path(texture_path).is_file():
-        return np.tile(np.array(FALLBACK_SKIN, np.float32), (V, 1))
+        return painted_eyes_albedo(model)
+    V = model.num_vertices
     img = cv2.imread(str(texture_path), cv2.IMREAD_COLOR)
     if img is None:
         raise InputFileError(f"cannot read texture {texture_path}")

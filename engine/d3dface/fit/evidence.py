@@ -19,8 +19,8 @@ class CropEvidence:
     valid68: np.ndarray  # (68,) bool
     face_mask: np.ndarray  # (S, S) bool, M_f
     occlusion_mask: np.ndarray  # (S, S) bool, M_o
-    points_mp105: np.ndarray | None = None  # (105, 2) crop px of FLAME's MediaPipe embedding points
-    valid_mp105: np.ndarray | None = None  # (105,) bool
+    points_mp: np.ndarray | None = None  # (478, 2) crop px of MediaPipe's face-mesh points, by MediaPipe id
+    valid_mp: np.ndarray | None = None  # (478,) bool: seen (outside M_o grown by the margin) and in the crop
     crop: CropInfo | None = None  # crop of the original photo (None: the image is the crop)
 
     @property
@@ -48,14 +48,18 @@ def evidence_from_inputs(inputs: FaceInputs) -> CropEvidence:
     m_o = crop.apply(inputs.occlusion_mask)
     lm = inputs.landmarks
     p68 = crop.to_crop(lm.points68 - 0.5)
-    mp = None if lm.points_mp105 is None else crop.to_crop(lm.points_mp105 - 0.5)
+    dense = lm.dense if lm.backend == "mediapipe" else None
+    mp = None if dense is None else crop.to_crop(dense - 0.5)
+    valid_mp = None
+    if mp is not None:
+        valid_mp = _valid_points(mp, m_o) & (np.ones(len(mp), bool) if lm.valid_dense is None else lm.valid_dense)
     return CropEvidence(
         image=img,
         landmarks68=p68.astype(np.float32),
         valid68=lm.valid68.copy(),
         face_mask=m_f,
         occlusion_mask=m_o,
-        points_mp105=None if mp is None else mp.astype(np.float32),
-        valid_mp105=None if mp is None else _valid_points(mp, m_o),
+        points_mp=None if mp is None else mp.astype(np.float32),
+        valid_mp=valid_mp,
         crop=crop,
     )

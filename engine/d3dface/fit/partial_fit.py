@@ -29,6 +29,7 @@ from .albedo import AlbedoModel, vertex_mean_albedo
 from .evidence import CropEvidence
 from .local_model import LocalModel
 from .regions import soft_partition
+from .reprojection import reprojection_report
 from .settings import FitSettings
 
 INNER = np.arange(17, 68)
@@ -72,6 +73,7 @@ class FitResult:
     crop_size: int
     timings: dict = field(default_factory=dict)
     iterations: dict = field(default_factory=dict)
+    reprojection: dict = field(default_factory=dict)  # fit/reprojection.py: points and errors in % IOD
 
     def camera_object(self, device="cpu") -> PerspectiveCamera:
         c = self.camera
@@ -89,10 +91,12 @@ class PartialFitter:
         dev = torch.device(st.device)
         self.device = dev
         self.layer = HeadLayer(model).to(dev)
-        if st.mode == "global+local":
+        if st.mode in ("global+local", "full+local"):
             if local_model is None:
-                raise ValueError("mode 'global+local' needs a local model")
+                raise ValueError(f"mode {st.mode!r} needs a local model")
             shape_idx, expr_idx = local_model.global_shape, local_model.global_expr
+            if st.mode == "full+local":  # every identity and expression mode, then the local models
+                shape_idx, expr_idx = np.arange(model.num_shape), np.arange(model.num_expr)
             local = torch.as_tensor(local_model.basis, device=dev)
             weights = local_model.region_weights
         elif st.mode == "global":
@@ -154,22 +158,24 @@ class PartialFitter:
 
     # ---- losses ----------------------------------------------------------------------------
     def _landmark_loss(self, v, cam, ev_t) -> torch.Tensor:
-        """v (1, V, 3) metres -> scalar: weighted mean squared landmark distance in crop widths."""
+        """v (1, V, 3) metres -> scalar: weighted mean squared landmark distance in crop widths over
+        the 68 points and the dense MediaPipe points together (each point its own weight)."""
         R = cam.rotation_matrix()
         lmk = self.layer.landmarks68(v, R)
         pix, _ = cam.project(lmk)
         d = ((pix - ev_t["lmk68"]) ** 2).sum(-1) / ev_t["size"] ** 2
         w = ev_t["w68"]
-        loss = (d * w).sum() / w.sum().clamp(min=1)
+        total, weight = (d * w).sum(), w.sum()
         if "mp" in ev_t:
             pm, _ = cam.project(self.layer.landmarks_mediapipe(v))
             dm = ((pm - ev_t["mp"]) ** 2).sum(-1) / ev_t["size"] ** 2
-            loss = 0.5 * loss + 0.5 * (dm * ev_t["wmp"]).sum() / ev_t["wmp"].sum().clamp(min=1)
-        return loss
+            total, weight = total + (dm * ev_t["wmp"]).sum(), weight + ev_t["wmp"].sum()
+        return total / weight.clamp(min=1)
 
     def _evidence_tensors(self, ev: CropEvidence) -> dict:
         """The evidence as tensors: lmk68 (1, 68, 2) px, w68 (1, 68), image (1, 3, S, S),
-        pix_mask (1, 1, S, S) bool (M_f and not M_o); mp (1, 105, 2) px and wmp (1, 105) when used."""
+        pix_mask (1, 1, S, S) bool (M_f and not M_o); mp (1, N, 2) px and wmp (1, N) for the model's N
+        embedded MediaPipe points, when used."""
         st, dev = self.settings, self.device
         w68 = ev.valid68.astype(np.float32)
         w68[:17] *= st.landmark_contour_weight
@@ -177,10 +183,32 @@ class PartialFitter:
                "size": float(ev.size),
                "image": torch.as_tensor(ev.image, device=dev).permute(2, 0, 1)[None],
                "pix_mask": torch.as_tensor(ev.face_mask & ~ev.occlusion_mask, device=dev)[None, None]}
-        if st.use_mediapipe_points and ev.points_mp105 is not None and ev.valid_mp105 is not None and ev.valid_mp105.any():
-            out["mp"] = torch.as_tensor(ev.points_mp105, device=dev)[None]
-            out["wmp"] = torch.as_tensor(ev.valid_mp105.astype(np.float32), device=dev)[None]
+        mp = self._mediapipe_evidence(ev)
+        if mp is not None:
+            out["mp"] = torch.as_tensor(mp[0], device=dev)[None]
+            out["wmp"] = torch.as_tensor(mp[1], device=dev)[None]
+            if st.dense_replaces_inner68:
+                out["w68"][:, INNER] = 0
         return out
+
+    def _mediapipe_evidence(self, ev: CropEvidence) -> tuple[np.ndarray, np.ndarray] | None:
+        """The detected points (N, 2) crop px of the model's N embedded MediaPipe ids and their weights
+        (N,) (seen, and not a contour or iris point unless the settings ask), or None when unused."""
+        st, layer = self.settings, self.layer
+        if not st.use_mediapipe_points or ev.points_mp is None or not hasattr(layer, "lmk_mp_ids"):
+            return None
+        ids = layer.lmk_mp_ids.cpu().numpy()
+        have = ids < len(ev.points_mp)
+        pts = np.zeros((len(ids), 2), np.float32)
+        pts[have] = ev.points_mp[ids[have]]
+        w = np.zeros(len(ids), np.float32)
+        w[have] = ev.valid_mp[ids[have]] & np.isfinite(ev.points_mp[ids[have]]).all(1)
+        if not st.mediapipe_contour:
+            w[layer.lmk_mp_contour.cpu().numpy()] = 0
+        if not st.mediapipe_iris:
+            w[layer.lmk_mp_iris.cpu().numpy()] = 0
+        pts[~np.isfinite(pts).all(1)] = 0
+        return (pts, w) if w.any() else None
 
     # ---- the fit -----------------------------------------------------------------------------
     def fit(self, ev: CropEvidence, progress=None, seed: int | None = None) -> FitResult:
@@ -212,10 +240,13 @@ class PartialFitter:
             cam = self._camera(p, ev.size)
             occluded = self._occluded_vertices(v, cam, ev)
             lmk_err = self._landmark_error_px(v, cam, ev, ev_t)
+            reproj = reprojection_report(self.layer, v, cam, ev_t, ev.valid68)
             albedo = self.albedo(p["gain"], p["offsets"])[0].cpu().numpy()
         timings["visibility"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
-        return self._result(p, ev, v, cam, occluded, albedo, lmk_err, timings, iters)
+        result = self._result(p, ev, v, cam, occluded, albedo, lmk_err, timings, iters)
+        result.reprojection = reproj
+        return result
 
     def _initial_params(self, ev: CropEvidence) -> dict:
         """The parameters before the fit (batch 1, float32): camera rotation (1, 3) axis-angle and

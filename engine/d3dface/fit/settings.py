@@ -6,12 +6,19 @@ from dataclasses import dataclass
 
 from ..defaults import DEFAULT_SEED
 
-FIT_MODES = ("global+local", "global")
+# global+local: the paper's (N_S = 10 identity and N_E = 10 expression modes + the local region models);
+# global: every mode of the head model, no local models (the paper's FLAME row); full+local: both
+FIT_MODES = ("global+local", "global", "full+local")
+
+
+def uses_local_model(mode: str) -> bool:
+    """Whether a fit mode needs the local region models."""
+    return mode.endswith("+local")
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    mode: str = "global+local"  # or "global": the full head model, no local models (the paper's FLAME row)
+    mode: str = "full+local"  # FIT_MODES; the best measured on out-of-span heads and on the photos' landmarks
     fov_deg: float = 20.0  # assumed vertical field of view of an unknown photo's camera
     # iterations per stage
     iters_landmarks: int = 150  # camera, pose, shape, expression from landmarks
@@ -26,7 +33,11 @@ class FitSettings:
     w_pose_reg: float = 1e-2
     w_albedo_reg: float = 1e-1
     landmark_contour_weight: float = 0.5  # jaw contour points are less reliable (2D/3D ambiguity)
-    use_mediapipe_points: bool = True  # add the 105 FLAME-embedded MediaPipe points when the backend gives them
+    use_mediapipe_points: bool = True  # add the head model's embedded MediaPipe points (478 shipped) when detected
+    dense_replaces_inner68: bool = True  # with dense points, the 68-point term keeps only the jaw contour (0-16):
+    # MediaPipe's inner 68 are dense points already, and FLAME's 68 embedding would pull them ~2 mm elsewhere
+    mediapipe_contour: bool = False  # face-oval points slide with the view: the 68-point dynamic contour does the jaw
+    mediapipe_iris: bool = False  # iris points follow the gaze, which the fit does not estimate
     visibility_depth_tol: float = 2e-3  # m, for per-vertex visibility
     seed: int = DEFAULT_SEED
     device: str = "cpu"  # the engine sets the device it resolved

@@ -54,6 +54,11 @@ class HeadLayer(nn.Module):
         if model.lmk_mediapipe:
             self.register_buffer("lmk_mp_faces", t(model.lmk_mediapipe["faces"], torch.long))
             self.register_buffer("lmk_mp_bary", t(model.lmk_mediapipe["bary"]))
+            n_mp = len(model.lmk_mediapipe["faces"])
+            flag = lambda k: torch.as_tensor(np.asarray(model.lmk_mediapipe.get(k, np.zeros(n_mp, bool)), bool))  # noqa: E731
+            self.register_buffer("lmk_mp_ids", t(model.lmk_mediapipe["ids"], torch.long))
+            self.register_buffer("lmk_mp_contour", flag("contour"))
+            self.register_buffer("lmk_mp_iris", flag("iris"))
 
     # ---- parameters -------------------------------------------------------------
     def zeros(self, batch: int = 1) -> dict[str, torch.Tensor]:
@@ -113,7 +118,8 @@ class HeadLayer(nn.Module):
         return barycentric_points(vertices, self.faces, getattr(self, self._lmk["full_faces"]), getattr(self, self._lmk["full_bary"]))
 
     def landmarks_mediapipe(self, vertices: torch.Tensor) -> torch.Tensor:
-        """The 105 MediaPipe points, (B, 105, 3)."""
+        """The embedded MediaPipe points (the shipped 478, or a model's own), (B, N, 3); their
+        MediaPipe ids are ``lmk_mp_ids`` (N,)."""
         return barycentric_points(vertices, self.faces, self.lmk_mp_faces, self.lmk_mp_bary)
 
     @staticmethod

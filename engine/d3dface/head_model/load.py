@@ -10,6 +10,7 @@ from ..errors import InputFileError, ModelFileError
 from ..paths import DATA_DIR, find_assets_dir
 from .flame_assets import load_flame_topology
 from .flame_pickle import load_flame_pickle
+from .landmark_embedding import attach_shipped_embedding
 from .model import HeadModel
 
 DEFAULT_MODEL_FILE = DATA_DIR / "open_head_model.npz"
@@ -52,4 +53,5 @@ def load_head_model(source: str | os.PathLike | None = None, assets: str | os.Pa
             raise InputFileError(f"unknown head model file type {path.suffix!r} (expected .npz, .pkl or a folder): {path}")
     if require_flame:
         model.require_flame_topology(f"head model {path}")
+    attach_shipped_embedding(model)
     return model

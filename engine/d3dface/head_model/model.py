@@ -12,7 +12,8 @@ Arrays (numpy, float32 unless said; V vertices, F triangles, J joints):
 - ``regions``     name -> int32 vertex indices (the 14 FLAME regions)
 - ``lmk68``       FLAME's 68-point embedding: ``static_faces`` (51,), ``static_bary`` (51, 3),
   ``dynamic_faces`` (79, 17), ``dynamic_bary`` (79, 17, 3), ``full_faces`` (68,), ``full_bary`` (68, 3)
-- ``lmk_mediapipe`` 105 MediaPipe points: ``faces`` (105,), ``bary`` (105, 3), ``ids`` (105,) MediaPipe ids
+- ``lmk_mediapipe`` embedded MediaPipe points: ``faces`` (N,), ``bary`` (N, 3), ``ids`` (N,) MediaPipe ids, optional
+  ``contour`` and ``iris`` (N,) bool (FLAME-topology models get the shipped 478-point embedding on load)
 - ``meta``        str -> str (name, source, licence, attribution)
 """
 

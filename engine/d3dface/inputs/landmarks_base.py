@@ -87,8 +87,8 @@ class Landmarks:
     face_count: int
     backend: str
     has_confidence: bool = False
-    points_mp105: np.ndarray | None = None   # (105, 2) FLAME MediaPipe-embedding points, MediaPipe only
-    dense: np.ndarray | None = None          # (N, 2) all backend points (MediaPipe mesh), or None
+    dense: np.ndarray | None = None          # (478, 2) MediaPipe face-mesh points (by MediaPipe id), or None
+    valid_dense: np.ndarray | None = None    # (478,) bool: not inside M_o (grown by the margin) and on the image
     image_size: tuple[int, int] = (0, 0)     # (H, W)
     notes: list[str] = field(default_factory=list)
 
@@ -100,8 +100,12 @@ class Landmarks:
 
     def occluded68(self, occlusion: np.ndarray | None, margin: float = 0.0) -> np.ndarray:
         """(68,) bool: the point lies in ``occlusion`` (H, W) bool, grown by ``margin`` x IOD px, or off the image."""
+        return self.occluded(self.points68, occlusion, margin)
+
+    def occluded(self, points: np.ndarray, occlusion: np.ndarray | None, margin: float = 0.0) -> np.ndarray:
+        """(N,) bool for points (N, 2) px: in ``occlusion`` grown by ``margin`` x IOD px, or off the image."""
         h, w = self.image_size
-        xy = np.floor(self.points68).astype(int)  # pixel (i, j) covers x in [j, j+1), y in [i, i+1)
+        xy = np.floor(points).astype(int)  # pixel (i, j) covers x in [j, j+1), y in [i, i+1)
         off = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= w) | (xy[:, 1] >= h)
         if occlusion is None or not np.any(occlusion):
             return off
@@ -115,9 +119,11 @@ class Landmarks:
         return off | m[y, x]
 
     def with_occlusion(self, occlusion: np.ndarray | None, tau: float = 0.2, margin: float = 0.0) -> "Landmarks":
-        """A copy whose ``valid68`` is ``confidence > tau`` and not inside ``occlusion``."""
+        """A copy whose ``valid68`` is ``confidence > tau`` and not inside ``occlusion``, and whose
+        ``valid_dense`` marks the dense points outside ``occlusion`` (both grown by ``margin`` x IOD)."""
         valid = (self.confidence68 > tau) & ~self.occluded68(occlusion, margin)
-        return replace(self, valid68=valid)
+        dense_ok = None if self.dense is None else ~self.occluded(self.dense, occlusion, margin)
+        return replace(self, valid68=valid, valid_dense=dense_ok)
 
 
 # --------------------------------------------------------------------------- backends
@@ -231,7 +237,6 @@ def detect_landmarks(
         face_count=len(faces),
         backend=be.name,
         has_confidence=has_conf,
-        points_mp105=getattr(be, "points_mp105", lambda f: None)(face),
         dense=None if face.dense is None else np.asarray(face.dense, np.float32),
         image_size=(int(image.shape[0]), int(image.shape[1])),
     )

@@ -1,10 +1,8 @@
 """MediaPipe face mesh landmarks (``mediapipe==0.10.21``; its wheel ships the models, so it runs offline).
 
-The 468/478-point mesh is mapped to
-- the 68-point iBUG scheme with ``MP_TO_IBUG68`` below, and
-- FLAME's 105-point MediaPipe embedding (``assets/flame/mediapipe_landmark_embedding.npz``,
-  whose ``landmark_indices`` are MediaPipe ids).
-MediaPipe gives no per-point confidence.
+The 478-point mesh (468 face points + 10 iris points) is kept whole as ``dense`` (the fit
+uses it through the head model's embedding, ``head_model/landmark_embedding.py``) and mapped
+to the 68-point iBUG scheme with ``MP_TO_IBUG68`` below. MediaPipe gives no per-point confidence.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import os
 
 import numpy as np
 
-from ..paths import find_assets_dir
 from .landmarks_base import BackendUnavailable, FaceDetection
 from .settings import LandmarkSettings
 
@@ -50,7 +47,6 @@ FACE_OVAL = np.array([
 ], dtype=np.int64)
 
 _MESHES: dict = {}
-_MP105_IDS: list = []
 
 
 @contextlib.contextmanager
@@ -70,18 +66,6 @@ def _quiet_native_stderr():
                 os.dup2(fd, 2)
     finally:
         os.close(fd)
-
-
-def mediapipe_105_ids() -> np.ndarray | None:
-    """MediaPipe ids of FLAME's 105-point embedding, or None when the assets are not found."""
-    if not _MP105_IDS:
-        folder = find_assets_dir(required=False)
-        ids = None
-        if folder is not None and (folder / "flame" / "mediapipe_landmark_embedding.npz").is_file():
-            with np.load(folder / "flame" / "mediapipe_landmark_embedding.npz", allow_pickle=False) as d:
-                ids = d["landmark_indices"].astype(np.int64)
-        _MP105_IDS.append(ids)
-    return _MP105_IDS[0]
 
 
 class MediaPipeBackend:
@@ -117,10 +101,3 @@ class MediaPipeBackend:
             dense = np.array([(p.x * w, p.y * h) for p in f.landmark], np.float64)
             faces.append(FaceDetection(points68=dense[MP_TO_IBUG68], confidence68=None, dense=dense))
         return faces
-
-    @staticmethod
-    def points_mp105(face: FaceDetection) -> np.ndarray | None:
-        ids = mediapipe_105_ids()
-        if ids is None or face.dense is None:
-            return None
-        return np.asarray(face.dense[ids], np.float32)

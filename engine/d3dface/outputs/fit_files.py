@@ -16,6 +16,9 @@ from .pictures import label, write_png
 
 VISIBLE_TINT = np.array([0.25, 0.85, 0.35])
 HIDDEN_TINT = np.array([0.95, 0.3, 0.25])
+OUTLINE_RGB = (255, 220, 0)
+DENSE_DETECTED_RGB, DENSE_FITTED_RGB = (40, 230, 60), (255, 40, 40)
+L68_DETECTED_RGB, L68_FITTED_RGB = (0, 220, 255), (255, 0, 255)
 
 
 @torch.no_grad()
@@ -35,11 +38,35 @@ def fit_overlay(image: np.ndarray, occlusion: np.ndarray, result, renderer, scal
     tinted[occlusion] = 0.5 * tinted[occlusion] + 0.5 * np.array([1.0, 0.0, 1.0])
     over = img * (1 - 0.75 * m) + 0.75 * m * shaded.image[0].permute(1, 2, 0).clamp(0, 1).numpy()
     vis = img * (1 - 0.7 * m) + 0.7 * m * visr.image[0].permute(1, 2, 0).clamp(0, 1).numpy()
-    panels = [(np.clip(p, 0, 1) * 255).astype(np.uint8) for p in (tinted, over, vis)]
+    panels = [(np.clip(p, 0, 1) * 255).astype(np.uint8) for p in (tinted, over, vis, img)]
     S = image.shape[0] * scale
     panels = [cv2.resize(p, (S, S), interpolation=cv2.INTER_LINEAR) for p in panels]
-    names = ["input, M_o tinted", "fit over the photo", "visible (green) / occluded (red)"]
+    panels[3] = outline_and_landmarks(panels[3], m[..., 0] > 0, result.reprojection, scale)
+    rp = result.reprojection
+    names = ["input, M_o tinted", "fit over the photo", "visible (green) / occluded (red)",
+             f"outline; dense {rp.get('dense_error_iod_pct', float('nan')):.1f}% / 68: "
+             f"{rp.get('lmk68_error_iod_pct', float('nan')):.1f}% IOD"]
     return np.concatenate([label(p, n, 0.5) for p, n in zip(panels, names)], axis=1)
+
+
+def outline_and_landmarks(panel: np.ndarray, covered: np.ndarray, reprojection: dict, scale: int) -> np.ndarray:
+    """panel (S*scale, S*scale, 3) uint8 photo; covered (S, S) bool fit silhouette. Draws the fit's
+    outline (yellow), the detected points used (green), the fit's points (red) joined to them, and the
+    68 points (detected: cyan, fitted: magenta)."""
+    out = np.ascontiguousarray(panel.copy())
+    big = cv2.resize(covered.astype(np.uint8), out.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, OUTLINE_RGB, 1, cv2.LINE_AA)
+    s = float(scale)
+    pt = lambda p: (int(round((p[0] + 0.5) * s - 0.5)), int(round((p[1] + 0.5) * s - 0.5)))  # noqa: E731
+    for kind, det_col, fit_col in (("dense", DENSE_DETECTED_RGB, DENSE_FITTED_RGB), ("lmk68", L68_DETECTED_RGB, L68_FITTED_RGB)):
+        if f"{kind}_detected" not in reprojection:
+            continue
+        det, fit, used = (reprojection[f"{kind}_{k}"] for k in ("detected", "fitted", "used"))
+        for d, f in zip(det[used], fit[used]):
+            cv2.line(out, pt(d), pt(f), fit_col, 1, cv2.LINE_AA)
+            cv2.circle(out, pt(d), 1, det_col, -1, cv2.LINE_AA)
+    return out
 
 
 def fit_arrays(result) -> dict:
@@ -59,6 +86,8 @@ def fit_arrays(result) -> dict:
         arrays["crop_box"] = result.crop_box
     for k, a in result.params.items():
         arrays[f"param/{k}"] = np.asarray(a)
+    for k, a in result.reprojection.items():
+        arrays[f"reprojection/{k}"] = np.asarray(a)
     return arrays
 
 
