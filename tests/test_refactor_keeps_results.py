@@ -6,8 +6,9 @@ BASELINE is the last commit whose results are the reference. A change that means
 results (a new model, another optimiser setting) either runs this checkout with the baseline's
 setting (as for the join below) or moves BASELINE to the commit that made the change, and says so.
 
-Since BASELINE: the default join of samples to the fit became the Laplacian one (issue 17); this
-checkout runs with the baseline's smoothstep join, so every other array is compared as it was."""
+BASELINE moved to 374f715 (issue 18): the fit's landmarks (our 478-point MediaPipe embedding),
+its default mode (full+local) and its albedo (no mean texture) changed on purpose; earlier the
+baseline was 124b163, run here with its smoothstep join."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 
 from conftest import ASSETS, IMAGES, REPO
 
-BASELINE = "124b163fed90bf62cb2ada3929bc2b973b5f09da"  # issue 15: shipped model files; before issue 16's reorganisation
+BASELINE = "374f715973421860a353380c5c2f8a4af4da49f1"  # issue 18: the fit's dense landmarks, mode and albedo
 PHOTO = IMAGES / "occluded" / "glasses_woman.jpg"
 MASK = IMAGES / "occluded" / "glasses_woman_mask.png"
 RUN_BASELINE = """
@@ -36,13 +37,11 @@ print(json.dumps({"engine": d3dface.__file__}))
 """
 RUN_NOW = """
 import json, sys
-from dataclasses import replace
 import d3dface
 from d3dface.config import ReconstructConfig
 from d3dface.reconstruct import get_engine
 photo, mask, out = sys.argv[1:4]
 cfg = ReconstructConfig.create(mask=mask, samples=3, seed=5, iterations=15, device="cpu")
-cfg = replace(cfg, stitch=replace(cfg.stitch, method="smoothstep"))  # the baseline's join
 get_engine(None, "cpu").reconstruct(photo, cfg, out)
 print(json.dumps({"engine": d3dface.__file__}))
 """
