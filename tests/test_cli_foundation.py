@@ -32,7 +32,7 @@ def test_info_on_flame_assets(flame_dir, capsys):
     assert "vertices:   5023" in text
     assert "faces:      9976" in text
     assert "regions:    14" in text
-    assert "landmarks:  68 (68-point), 105 (MediaPipe)" in text
+    assert "landmarks:  68 (68-point), 478 (MediaPipe)" in text  # our shipped embedding, attached on load
 
 
 def test_info_json_on_flame_pickle(tmp_path, flame_dir, capsys):
