@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from conftest import ASSETS, IMAGES
+from conftest import IMAGES
+from d3dface.reconstruct import RUN_TIME_TEXTURE  # the product bakes without a mean texture
 
 PHOTO = IMAGES / "occluded" / "glasses_woman.jpg"
 MASK = IMAGES / "occluded" / "glasses_woman_mask.png"
-MEAN_TEXTURE = ASSETS / "flame" / "mean_texture.jpg"
 S = 1024
 LEVEL = 1 / 255  # one 8-bit step
 
@@ -41,7 +41,7 @@ def bake(fitted):
     from d3dface.outputs.texture_bake import bake_fit_texture
 
     model, inputs, fit, _ = fitted
-    return bake_fit_texture(model, fit, inputs, MEAN_TEXTURE)
+    return bake_fit_texture(model, fit, inputs, RUN_TIME_TEXTURE)
 
 
 def photo_projection(vertices, camera, crop_box):
@@ -111,7 +111,7 @@ def test_the_occluder_does_not_leak_into_the_texture(fitted, bake):
     repainted = inputs.image.copy()
     repainted[inputs.occlusion_mask] = (0, 255, 0)  # the glasses become pure green
     again = bake_texture(model, fit.vertices, fit.camera, inputs.crop.box, repainted, inputs.occlusion_mask,
-                         fit.albedo, MEAN_TEXTURE, fit.params["gain"])
+                         fit.albedo, RUN_TIME_TEXTURE, fit.params["gain"])
     # not one texel changes: nothing under the mask reaches the texture, neither directly
     # nor through the fill
     diff = np.abs(again.image.astype(np.int64) - bake.image.astype(np.int64))
@@ -210,7 +210,7 @@ def written(fitted, tmp_path_factory):
         uv_faces=model.uv_faces, camera=fit.camera, crop_box=np.asarray(inputs.crop.box, np.float64),
         image_size=tuple(inputs.image.shape[:2]), image_path=str(PHOTO.resolve()), head_model="open default")
     folder = tmp_path_factory.mktemp("reconstruction")
-    write_reconstruction(folder, result, inputs, fit, fitter.renderer, model, MEAN_TEXTURE)
+    write_reconstruction(folder, result, inputs, fit, fitter.renderer, model, RUN_TIME_TEXTURE)
     return folder
 
 
