@@ -17,21 +17,15 @@ The eyeballs move rigidly (by the mean offset of their own vertices).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..fit.regions import soft_partition
 from ..head_model import HeadModel
+from ..render.shading import vertex_normals
 
 BUMPS = 4
 BUMP_HEIGHT_M = (1e-3, 3e-3)
 BUMP_WIDTH_M = (8e-3, 15e-3)
-
-
-def _normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    n = np.zeros_like(v)
-    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 class OutOfSpanOffsets:
@@ -40,7 +34,8 @@ class OutOfSpanOffsets:
     def __init__(self, model: HeadModel):
         self.model = model
         self.weights = soft_partition(model).astype(np.float64)  # (R, V), 0 on the eyeballs
-        self.normals = _normals(model.v_template.astype(np.float64), model.faces)
+        v = torch.as_tensor(model.v_template, dtype=torch.float64)[None]
+        self.normals = vertex_normals(v, torch.as_tensor(model.faces, dtype=torch.int64))[0].numpy()
         self.face = model.regions["face"]
 
     def region_mixed(self, rng: np.random.Generator, beta: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from ..fit.albedo import vertex_mean_albedo
 from ..fit.evidence import CropEvidence
 from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import axis_angle_to_matrix
+from ..head_model.landmark_embedding import NUM_MEDIAPIPE_POINTS
 from ..inputs.landmarks_base import Landmarks
 from ..inputs.masks import face_mask
 from .occluders import apply_occluder, hidden_vertices, load_textures
@@ -31,9 +32,9 @@ OCCLUDER_TYPES = ("glasses", "face_mask", "object")
 HEAD_KINDS = ("model", "out-of-span")
 
 
-def _by_mediapipe_id(points: np.ndarray, ids: np.ndarray, count: int = 478) -> np.ndarray:
-    """(count, C) rows by MediaPipe id from embedded rows (N, C) with ids (N,); NaN where absent."""
-    out = np.full((max(count, int(ids.max()) + 1),) + points.shape[1:], np.nan)
+def _by_mediapipe_id(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(478, 2) points by MediaPipe id from embedded points (N, 2) with ids (N,); NaN where absent."""
+    out = np.full((NUM_MEDIAPIPE_POINTS, 2), np.nan)
     out[ids] = points
     return out
 
@@ -115,7 +116,8 @@ class SyntheticFaceMaker:
         occ = apply_occluder(img, p68 + 0.5, occluder, seed)
         hidden68 = hidden_vertices(p68 + 0.5, occ.mask)
         mp_ids = self.layer.lmk_mp_ids.numpy()
-        seen_mp = _by_mediapipe_id((~hidden_vertices(pmp + 0.5, occ.mask))[:, None].astype(float), mp_ids)[:, 0] == 1
+        seen_mp = np.zeros(NUM_MEDIAPIPE_POINTS, bool)
+        seen_mp[mp_ids] = ~hidden_vertices(pmp + 0.5, occ.mask)
         pmp = _by_mediapipe_id(pmp, mp_ids)
         lm = Landmarks(points68=(p68 + 0.5).astype(np.float32), confidence68=np.ones(68, np.float32), valid68=~hidden68,
                        face_box=np.r_[p68.min(0), p68.max(0)].astype(np.float32), face_count=1, backend="synthetic",

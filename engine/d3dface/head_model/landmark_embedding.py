@@ -11,6 +11,7 @@ used. ``load_head_model`` attaches it to every head model with the same triangle
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,13 +66,19 @@ class MediaPipeEmbedding:
         return cls(**arrays, faces_hash=meta.pop("faces_hash"), info=meta)
 
 
+@functools.lru_cache(maxsize=4)
+def _load_once(path: str, mtime_ns: int) -> MediaPipeEmbedding:
+    """The embedding file read once per path and modification time (every model load attaches it)."""
+    return MediaPipeEmbedding.load(path)
+
+
 def attach_shipped_embedding(model, path: str | Path = SHIPPED_EMBEDDING) -> bool:
     """Replace ``model.lmk_mediapipe`` with the shipped 478-point embedding when the model has the
     triangles it was derived on; returns whether it did (False: file absent or other triangles)."""
     path = Path(path)
     if not path.is_file():
         return False
-    emb = MediaPipeEmbedding.load(path)
+    emb = _load_once(str(path.resolve()), path.stat().st_mtime_ns)
     if emb.faces_hash != faces_hash(model.faces):
         return False
     model.lmk_mediapipe = emb.as_model_entry()

@@ -33,18 +33,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .result_file import sample_spread
+
 SENSOR_MM = 36.0
 PLANE_BEHIND_HEAD_M = 0.3
 WEIGHT_STEP = 1e-3
 # low -> high spread: (weight, linear RGB) stops, dark blue, teal, yellow, red
 UNCERTAINTY_RAMP = ((0.0, (0.01, 0.02, 0.25)), (0.35, (0.0, 0.35, 0.35)), (0.7, (0.9, 0.75, 0.02)),
                     (1.0, (0.8, 0.02, 0.01)))
-
-
-def sample_spread(samples: np.ndarray) -> np.ndarray:
-    """(M, V, 3) samples -> (V,) RMS distance of each sample's vertex from the samples' mean, metres."""
-    s = np.asarray(samples, np.float64)
-    return np.sqrt(((s - s.mean(0)) ** 2).sum(-1).mean(0))
 
 
 def uncertainty_hints(samples: np.ndarray) -> dict:

@@ -27,6 +27,14 @@ import numpy as np
 from ..atomic import write_atomic
 from ..errors import InputFileError
 
+
+def sample_spread(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """(M, V, 3) samples -> (V,) RMS distance of each sample's vertex from the samples' mean,
+    metres, computed in ``dtype``."""
+    s = np.asarray(samples, dtype)
+    return np.sqrt(((s - s.mean(0)) ** 2).sum(-1).mean(0)).astype(dtype)
+
+
 FORMAT = "d3dface-result"
 VERSION = 1
 
@@ -63,7 +71,7 @@ class ReconstructionResult:
         """(V,) per-vertex standard deviation across samples, metres (0 for one sample)."""
         if self.num_samples < 2:
             return np.zeros(self.samples.shape[1], np.float32)
-        return np.sqrt(((self.samples - self.samples.mean(0)) ** 2).sum(-1).mean(0)).astype(np.float32)
+        return sample_spread(self.samples, np.float32)
 
     def to_arrays(self) -> dict:
         a = {

@@ -34,6 +34,7 @@ from ..head_model.model import HeadModel
 from ..head_model.random_heads import random_coefficients
 from ..head_model.topology_hash import faces_hash
 from ..inputs.mediapipe_backend import MediaPipeBackend
+from ..outputs.texture_bake import barycentric
 from ..render import Renderer, default_light, head_camera
 
 SKIN_RGB = (0.80, 0.66, 0.58)
@@ -51,16 +52,6 @@ class EmbeddingSettings:
     pitches_deg: tuple = (-10.0, 0.0, 10.0)
     image_size: int = 512
     seed: int = 20261201
-
-
-def barycentric_2d(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates (3,) of the 2D point p (2,) in the triangle tri (3, 2)."""
-    T = np.array([tri[0] - tri[2], tri[1] - tri[2]]).T
-    try:
-        a, b = np.linalg.solve(T, p - tri[2])
-    except np.linalg.LinAlgError:
-        return np.full(3, 1.0 / 3.0)
-    return np.array([a, b, 1.0 - a - b])
 
 
 def snap_to_surface(model: HeadModel, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,12 +101,11 @@ def _hits_of_render(renderer: Renderer, verts: torch.Tensor, cam, faces: np.ndar
     out = np.full((len(points), 3), np.nan)
     xy = np.round(points).astype(int)
     ok = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
-    for i in np.flatnonzero(ok):
-        t = tri_id[xy[i, 1], xy[i, 0]]
-        if t < 0:
-            continue
-        b = np.clip(barycentric_2d(pix[faces[t]], points[i]), 0.0, None)
-        out[i] = (b / b.sum()) @ template[faces[t]]
+    tri = np.full(len(points), -1)
+    tri[ok] = tri_id[xy[ok, 1], xy[ok, 0]]
+    hit = np.flatnonzero(tri >= 0)
+    b = np.clip(barycentric(points[hit], pix[faces[tri[hit]]]), 0.0, None)
+    out[hit] = np.einsum("nk,nkc->nc", b / b.sum(1, keepdims=True), template[faces[tri[hit]]])
     return out
 
 
