@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from d3dface.errors import D3DFaceError
+from d3dface.head_model.expression_split import neutralise
 
 
 class Cancelled(D3DFaceError):
@@ -55,7 +56,9 @@ def template_result(samples: int = 3, seed: int = 0, image_path: str = "", image
     m = load_head_model(None)
     v = m.v_template.astype(np.float32)
     rng = np.random.default_rng(seed)
-    fit = v + np.float32(0.002) * np.sin(v * 40.0).astype(np.float32)
+    neutral_fit = v + np.float32(0.002) * np.sin(v * 40.0).astype(np.float32)
+    state = fake_expression(m, neutral_fit)
+    fit = pose_heads(m, neutral_fit, state)
     offsets = np.stack([rng.normal(0, 0.004, 3).astype(np.float32) * (1 + k) for k in range(samples)])
     latents = rng.normal(size=(samples, 10, 64)).astype(np.float32)
     latents[:, 0, :3] = offsets
@@ -73,8 +76,45 @@ def template_result(samples: int = 3, seed: int = 0, image_path: str = "", image
         mu=np.zeros((10, 64), np.float32), logvar=np.zeros((10, 64), np.float32),
         occluded=(lower[:, 0] > 0), faces=m.faces, uvs=m.uvs, uv_faces=m.uv_faces, camera=camera,
         crop_box=box, image_size=(H, W), image_path=image_path, head_model="open default",
-        settings={"samples": samples, "seed": seed}, versions={"d3dface": "fake"},
+        settings={"samples": samples, "seed": seed}, versions={"d3dface": "fake"}, expression=state,
+        neutral_fit_vertices=neutralise(m, fit, state).astype(np.float32),
+        neutral_visible_fit_vertices=neutralise(m, fit + lower * np.float32(0.001), state).astype(np.float32),
+        neutral_samples=neutralise(m, samples_arr, state).astype(np.float32),
     )
+
+
+# an asymmetric expression (the model's halves of browInnerUp differ) and an open jaw
+FAKE_EXPRESSION = {"mouthSmile_L": 0.5, "mouthSmile_R": 0.4, "eyeBlink_L": 0.3, "browInnerUp_L": 0.4, "jawOpen": 0.2}
+FAKE_JAW = (0.12, 0.0, 0.0)
+
+
+def fake_expression(m, neutral: np.ndarray):
+    """The ExpressionState of FAKE_EXPRESSION and FAKE_JAW on a neutral head (V, 3)."""
+    from d3dface.head_model.expression_split import ExpressionState
+
+    w = np.zeros(m.num_expr)
+    for name, value in FAKE_EXPRESSION.items():
+        w[m.expr_names.index(name)] = value
+    pose = np.zeros(3 * m.num_joints)
+    pose[6:9] = FAKE_JAW
+    shaped = neutral + np.einsum("vce,e->vc", m.exprdirs.astype(np.float64), w)
+    return ExpressionState(w, pose, m.joint_regressor.astype(np.float64) @ shaped)
+
+
+def pose_heads(m, neutral: np.ndarray, state) -> np.ndarray:
+    """(..., V, 3) neutral heads with the state's expression and pose, by the engine's torch LBS
+    with the state's joints (the forward direction the engine's ``neutralise`` inverts)."""
+    import torch
+
+    from d3dface.head_model.lbs import rigid_transforms, axis_angle_to_matrix
+
+    t = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
+    shaped = t(neutral) + torch.einsum("vce,e->vc", t(m.exprdirs), t(state.weights))
+    R = axis_angle_to_matrix(t(state.pose).reshape(-1, 3))[None]
+    _, A = rigid_transforms(R, t(state.joints)[None], torch.as_tensor(m.parents, dtype=torch.long))
+    T = torch.einsum("vj,jab->vab", t(m.skinning_weights), A[0, :, :3, :])
+    out = torch.einsum("vab,...vb->...va", T[:, :, :3], shaped) + T[:, :, 3]
+    return out.numpy().astype(np.float32)
 
 
 def reconstruct(image, mask="auto", samples=8, seed=0, device="auto", diversity=1.0, out_dir=None,

@@ -52,3 +52,18 @@ def topology(flame_dir):
     from d3dface.head_model.flame_assets import load_flame_topology
 
     return load_flame_topology(flame_dir)
+
+
+@pytest.fixture(scope="session")
+def expression_run(tmp_path_factory) -> Path:
+    """A real reconstruction with its expression meshes (``d3dface reconstruct --expressions``) of
+    a shared photo with a wide smile and an open jaw; its output folder."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("expressions") / "smiling_girl"
+    d3dface = Path(sys.executable).parent / "d3dface"
+    res = subprocess.run([d3dface, "reconstruct", IMAGES / "faces" / "smiling_girl_450.jpg", "--samples", "2",
+                          "--iterations", "10", "--expressions", "--out", out], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return out

@@ -39,6 +39,13 @@ class PathSettings:
 
 
 @dataclass(frozen=True)
+class OutputSettings:
+    """Files a reconstruction writes besides the result, meshes and contact sheet."""
+
+    expression_meshes: bool = False  # expressions/: the first sample neutral and under each ARKit key (.obj)
+
+
+@dataclass(frozen=True)
 class ReconstructConfig:
     seed: int = DEFAULT_SEED
     device: str = DEFAULT_DEVICE
@@ -47,10 +54,12 @@ class ReconstructConfig:
     completion: DiversifySettings = field(default_factory=DiversifySettings)
     stitch: StitchSettings = field(default_factory=StitchSettings)
     paths: PathSettings = field(default_factory=PathSettings)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
 
     @classmethod
     def create(cls, *, samples=None, seed=None, mask=None, backend=None, diversity=None, iterations=None,
-               fit_mode=None, device=None, stitch=None, join=None, model=None, assets=None, vae=None) -> "ReconstructConfig":
+               fit_mode=None, device=None, stitch=None, join=None, model=None, assets=None, vae=None,
+               expressions=None) -> "ReconstructConfig":
         """The tree from the flat options a user gives (None: the default). Validated."""
         base = cls()
         given = lambda v, default: default if v is None else v  # noqa: E731
@@ -63,7 +72,8 @@ class ReconstructConfig:
                   fit=replace(base.fit, mode=given(fit_mode, base.fit.mode)), completion=completion,
                   stitch=replace(base.stitch, enabled=bool(given(stitch, base.stitch.enabled)),
                                  method=given(join, base.stitch.method)),
-                  paths=PathSettings(model=model, assets=assets, vae=vae))
+                  paths=PathSettings(model=model, assets=assets, vae=vae),
+                  outputs=OutputSettings(expression_meshes=bool(given(expressions, base.outputs.expression_meshes))))
         cfg.validate()
         return cfg
 

@@ -40,6 +40,7 @@ from .config import ReconstructConfig
 from .defaults import DEFAULT_DEVICE
 from .fit.settings import FitSettings, uses_local_model
 from .head_model import HeadLayer, load_head_model
+from .head_model.expression_split import ExpressionState, neutralise
 from .head_model.random_heads import random_coefficients_torch
 from .outputs.interpolation_source import InterpolationSource, load_interpolation_source
 from .outputs.result_file import ReconstructionResult
@@ -176,7 +177,8 @@ class ReconstructionEngine:
             from .outputs.reconstruction_files import write_reconstruction
 
             with atomic_output_dir(out_dir) as tmp:
-                write_reconstruction(tmp, result, inputs, fit, fitter.renderer, self.model, self.texture_path)
+                write_reconstruction(tmp, result, inputs, fit, fitter.renderer, self.model, self.texture_path,
+                                     expression_meshes=cfg.outputs.expression_meshes)
             path = Path(out_dir) / "result.npz"
             timings["outputs"] = time.perf_counter() - t
         report("outputs", 1.0, "done")
@@ -215,6 +217,9 @@ class ReconstructionEngine:
         samples = div.samples
         if cfg.stitch.enabled:
             samples = join_to_fit(div.samples, fit.vertices, occ, self.model.faces, cfg.stitch.method, cfg.stitch.rings)
+        visible_fit = np.where(occ[:, None], div.mean_completion, fit.vertices).astype(np.float32)
+        state = ExpressionState.from_fit(self.model, fit.params, fit.unposed_vertices)
+        neutral = lambda v: neutralise(self.model, v, state).astype(np.float32)  # noqa: E731
         c = cfg.completion
         settings = {"samples": c.samples, "seed": cfg.seed, "mask": cfg.mask, "backend": cfg.backend,
                     "diversity": c.diversity, "iterations": c.iterations, "fit_mode": cfg.fit.mode,
@@ -223,13 +228,15 @@ class ReconstructionEngine:
                     "mask_source": inputs.mask_source, "notes": notes, "config": cfg.as_dict()}
         return ReconstructionResult(
             fit_vertices=fit.vertices,
-            visible_fit_vertices=np.where(occ[:, None], div.mean_completion, fit.vertices).astype(np.float32),
+            visible_fit_vertices=visible_fit,
             samples=samples, samples_raw=div.samples, latents=div.latents, mu=div.mu, logvar=div.logvar, occluded=occ,
             faces=self.model.faces, uvs=self.model.uvs, uv_faces=self.model.uv_faces, camera=fit.camera,
             crop_box=np.asarray(inputs.crop.box, np.float64), image_size=tuple(inputs.image.shape[:2]),
             image_path=str(Path(image).resolve()) if isinstance(image, (str, Path)) else "",
             head_model=self.model.meta.get("name", ""), head_model_hash=self.model_hash,
-            settings=settings, versions=versions(), timings=timings,
+            settings=settings, versions=versions(), timings=timings, expression=state,
+            neutral_fit_vertices=neutral(fit.vertices), neutral_visible_fit_vertices=neutral(visible_fit),
+            neutral_samples=neutral(samples),
         )
 
     def interpolate(self, result_path, i: int, j: int, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -238,6 +238,8 @@ class Worker:
 
         from .atomic import write_atomic
         from .errors import InputFileError
+        from .head_model.expression_split import neutralise
+        from .outputs.interpolation_source import load_interpolation_source
 
         progress, cancel = self._callbacks(job_id)
         progress("interpolate: decoding", 0.0)
@@ -252,9 +254,14 @@ class Worker:
                                                     model=args.get("model")), np.float32)
         if cancel():
             raise Cancelled("cancelled")
+        extra = {}
+        state = load_interpolation_source(result_path).expression
+        if state is not None:  # the heads without the run's expression, for an object whose Basis is neutral
+            model = self.engine().get_engine(args.get("model"), args["device"]).model
+            extra["neutral_vertices"] = neutralise(model, verts, state).astype(np.float32)
         out_dir = self._out_dir(args, "interp-")
         path = write_atomic(out_dir / f"interpolate_{i:02d}_{j:02d}_{steps}.npz", lambda p: np.savez(
-            p, vertices=verts, alphas=np.linspace(0.0, 1.0, steps), i=np.array(i), j=np.array(j)))
+            p, vertices=verts, alphas=np.linspace(0.0, 1.0, steps), i=np.array(i), j=np.array(j), **extra))
         progress("interpolate: done", 1.0)
         return wp.result(job_id, str(path), None, {"steps": steps, "i": i, "j": j})
 

@@ -31,6 +31,8 @@ def register(sub) -> None:
     add_device(p, d.device)
     add_backend(p, d.backend)
     p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--expressions", action="store_true",
+                   help="also write expressions/: the first sample neutral and under each of the 52 ARKit expressions (.obj)")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.set_defaults(run=run_reconstruct)
 
@@ -51,7 +53,7 @@ def run_reconstruct(args) -> int:
     t0 = time.perf_counter()
     cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=args.mask, backend=args.backend,
                                    diversity=args.diversity, iterations=args.iterations, device=args.device, join=args.join,
-                                   model=args.model)
+                                   model=args.model, expressions=args.expressions)
     engine = get_engine(args.model, cfg.device)
     bar = StageProgress()
     try:
@@ -60,7 +62,9 @@ def run_reconstruct(args) -> int:
         bar.close()
     t = result.timings
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
-    print(f"wrote {args.out}: result.npz, fit and {result.num_samples} samples (.obj, .ply), contact_sheet.png")
+    extra = ", expressions/" if args.expressions else ""
+    print(f"wrote {args.out}: result.npz, fit and {result.num_samples} samples (.obj, .ply), texture.png, "
+          f"contact_sheet.png{extra}")
     print(f"time {time.perf_counter() - t0:.1f} s ({stages}); device {engine.device}")
     return 0
 

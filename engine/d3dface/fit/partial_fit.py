@@ -74,6 +74,7 @@ class FitResult:
     timings: dict = field(default_factory=dict)
     iterations: dict = field(default_factory=dict)
     reprojection: dict = field(default_factory=dict)  # fit/reprojection.py: points and errors in % IOD
+    unposed_vertices: np.ndarray | None = None  # (V, 3) S_m before the jaw pose (the rest shape the rig poses)
 
     def camera_object(self, device="cpu") -> PerspectiveCamera:
         c = self.camera
@@ -121,9 +122,14 @@ class PartialFitter:
         self._mean_inner = lmk[INNER].detach().cpu().numpy().astype(np.float64)
 
     # ---- model -----------------------------------------------------------------------------
-    def shaped(self, p: dict) -> torch.Tensor:
+    def unposed(self, p: dict) -> torch.Tensor:
+        """Template plus identity, expression and local parts, before the jaw pose: (B, V, 3)."""
         coef = torch.cat([p["shape"], p["expression"], p["local"]], dim=1)
-        v = torch.addmm(self.template_flat.expand(coef.shape[0], -1), coef, self.basis_t).view(coef.shape[0], -1, 3)
+        return torch.addmm(self.template_flat.expand(coef.shape[0], -1), coef, self.basis_t).view(coef.shape[0], -1, 3)
+
+    def shaped(self, p: dict) -> torch.Tensor:
+        """The fitted head, posed (the jaw): (B, V, 3)."""
+        v = self.unposed(p)
         if self.layer.has_lbs:
             pose = torch.zeros(v.shape[0], 3 * self.layer.num_joints, device=v.device)
             pose = torch.cat([pose[:, :6], p["jaw"], pose[:, 9:]], dim=1)
@@ -378,6 +384,7 @@ class PartialFitter:
             albedo=albedo,
             params={k: p[k].detach().cpu().numpy()[0] for k in ("shape", "expression", "jaw", "local", "gain", "offsets")}
             | {"shape_index": self.shape_idx, "expression_index": self.expr_idx},
+            unposed_vertices=self.unposed(p)[0].detach().cpu().numpy().astype(np.float32),
             mode=self.settings.mode,
             landmark_error_px=lmk_err,
             crop_box=None if ev.crop is None else np.asarray(ev.crop.box, np.float64),

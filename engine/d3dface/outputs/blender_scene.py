@@ -14,8 +14,9 @@ Arrays of ``blender_scene.npz`` (V vertices, J joints):
 - ``photo_resolution`` (2,) W, H of the photo in pixels
 - ``image_plane_location`` (3,) and ``image_plane_size``: an image empty in the camera's frame
   that exactly fills the camera's view, behind the head
-- rig (only for models with LBS): ``joint_names`` (J,), ``parents`` (J,), ``bone_heads`` (J, 3),
-  ``bone_tails`` (J, 3) FLAME metres, ``skinning_weights`` (V, J); the same weights grouped for
+- rig (only for models with LBS): ``joint_names`` (J,), ``parents`` (J,), ``bone_heads`` (J, 3) (the
+  fit's rest joints), ``bone_tails`` (J, 3) FLAME metres, ``bone_frames``, ``bone_lengths`` and
+  ``pose_quaternions`` (``expression_rig``), ``skinning_weights`` (V, J); the same weights grouped for
   Blender's ``VertexGroup.add`` (one call per joint and weight value, weights rounded to
   ``WEIGHT_STEP``): ``weight_joint`` (K,), ``weight_value`` (K,), ``weight_offsets`` (K+1,) into
   ``weight_vertices`` (N,)
@@ -27,17 +28,20 @@ Arrays of ``blender_scene.npz`` (V vertices, J joints):
   ``uncertainty_normaliser`` () metres, its maximum (0 for a single sample);
   ``uncertainty_weight`` (V,) float32 in [0, 1], spread / normaliser (0 where it is 0);
   ``uncertainty_colour`` (V, 4) float32 linear RGBA, ``UNCERTAINTY_RAMP`` at the weight
+- animation (``expression_rig``): ``expression_key_*`` and ``eye_driver_*``, when the result
+  separates the neutral from the fitted expression
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .expression_rig import bone_frames, expression_key_hints, eye_driver_hints, pose_quaternions
 from .result_file import sample_spread
 
 SENSOR_MM = 36.0
 PLANE_BEHIND_HEAD_M = 0.3
-WEIGHT_STEP = 1e-3
+WEIGHT_STEP = 1e-5  # Blender's armature then skins as the engine does, to ~1e-7 m
 # low -> high spread: (weight, linear RGB) stops, dark blue, teal, yellow, red
 UNCERTAINTY_RAMP = ((0.0, (0.01, 0.02, 0.25)), (0.35, (0.0, 0.35, 0.35)), (0.7, (0.9, 0.75, 0.02)),
                     (1.0, (0.8, 0.02, 0.01)))
@@ -160,14 +164,23 @@ def scene_hints(result, model=None, mean_texture: str = "", photo_texture: str =
         "photo_texture": np.array(str(photo_texture or "")),
         **uncertainty_hints(result.samples),
     }
+    if model is not None:
+        out.update(expression_key_hints(result, model))
+    state = getattr(result, "expression", None)
     if model is not None and getattr(model, "has_lbs", False):
-        heads = np.asarray(model.joint_regressor, np.float64) @ fit
+        heads = state.joints if state is not None else np.asarray(model.joint_regressor, np.float64) @ fit
         names = list(model.joint_names) or [f"joint_{j}" for j in range(heads.shape[0])]
         parents = np.asarray(model.parents, np.int64)
+        tails = bone_tails(names, heads, parents)
+        frames = bone_frames(heads, tails)
         out.update({
             "joint_names": np.array(names, dtype=str), "parents": parents,
-            "bone_heads": heads, "bone_tails": bone_tails(names, heads, parents),
+            "bone_heads": heads, "bone_tails": tails, "bone_frames": frames,
+            "bone_lengths": np.linalg.norm(tails - heads, axis=1),
             "skinning_weights": np.asarray(model.skinning_weights, np.float32),
             **group_weights(model.skinning_weights),
         })
+        if state is not None:
+            out["pose_quaternions"] = pose_quaternions(frames, state)
+            out.update(eye_driver_hints(names, frames, out.get("expression_key_names", ())))
     return out

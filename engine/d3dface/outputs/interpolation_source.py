@@ -9,6 +9,8 @@ Arrays of the file (M samples of one run, V vertices; metres, FLAME axes):
 - ``occluded`` (V,) bool: M_o^v of the run
 - ``settings_json``: the run's settings (``stitch``, ``stitch_method``, ``stitch_rings`` matter)
 - ``head_model_hash``: the head model's fingerprint ("" skips the check)
+- optional ``expression_weights``, ``pose``, ``rest_joints``: the run's fitted expression
+  (``head_model/expression_split.py``), to give the decoded heads without it
 
 The faces are the head model's (the hash check makes them the run's).
 """
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..atomic import write_atomic
 from ..errors import InputFileError
+from ..head_model.expression_split import ExpressionState
 from .result_file import FORMAT as RESULT_FORMAT
 from .result_file import ReconstructionResult
 
@@ -38,6 +41,7 @@ class InterpolationSource:
     settings: dict = field(default_factory=dict)
     head_model_hash: str = ""
     faces: np.ndarray | None = None  # (F, 3); None: the head model's
+    expression: ExpressionState | None = None
 
     @property
     def num_samples(self) -> int:
@@ -46,13 +50,15 @@ class InterpolationSource:
     @classmethod
     def from_result(cls, res: ReconstructionResult) -> "InterpolationSource":
         return cls(np.asarray(res.latents, np.float32), np.asarray(res.fit_vertices, np.float32),
-                   np.asarray(res.occluded, bool), dict(res.settings), res.head_model_hash, res.faces)
+                   np.asarray(res.occluded, bool), dict(res.settings), res.head_model_hash, res.faces, res.expression)
 
     def save(self, path) -> Path:
         arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "latents": self.latents.astype(np.float32),
                   "fit_vertices": self.fit_vertices.astype(np.float32), "occluded": self.occluded.astype(bool),
                   "settings_json": np.array(json.dumps(self.settings, sort_keys=True)),
                   "head_model_hash": np.array(self.head_model_hash)}
+        if self.expression is not None:
+            arrays.update(self.expression.as_arrays())
         return write_atomic(path, lambda p: np.savez(p, **arrays))
 
 
@@ -82,7 +88,7 @@ def load_interpolation_source(path) -> InterpolationSource:
                 raise InputFileError(f"{path} is interpolation data version {int(d['version'])}; this engine reads up to {VERSION}")
             src = InterpolationSource(d["latents"].astype(np.float32), d["fit_vertices"].astype(np.float32),
                                       d["occluded"].astype(bool), json.loads(str(d["settings_json"])),
-                                      str(d["head_model_hash"]))
+                                      str(d["head_model_hash"]), expression=ExpressionState.from_arrays(d))
     except InputFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one line for the user

@@ -14,6 +14,11 @@ Arrays (V vertices, F triangles, M samples; metres, FLAME axes: y up, looking do
 - ``faces`` (F, 3), ``uvs`` (T, 2), ``uv_faces`` (F, 3)
 - ``camera_json``: the fitted camera in crop pixels; ``crop_box`` (4,) in image pixels; ``image_size`` (H, W)
 - ``settings_json``, ``versions_json``, ``image_path``, ``head_model``, ``head_model_hash``
+- identity apart from expression (``head_model/expression_split.py``), when the fit gives them:
+  ``expression_weights`` (E,) the fitted expression in the head model's mode order, ``pose`` (3J,)
+  axis-angle (the jaw), ``rest_joints`` (J, 3); ``neutral_fit_vertices`` (V, 3),
+  ``neutral_visible_fit_vertices`` (V, 3) and ``neutral_samples`` (M, V, 3): the same heads with
+  that expression and pose removed (the add-on's "Basis" and keys; animation starts from them)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 from ..atomic import write_atomic
 from ..errors import InputFileError
+from ..head_model.expression_split import ExpressionState
 
 
 def sample_spread(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -35,6 +41,7 @@ def sample_spread(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
     return np.sqrt(((s - s.mean(0)) ** 2).sum(-1).mean(0)).astype(dtype)
 
 
+NEUTRAL_KEYS = ("neutral_fit_vertices", "neutral_visible_fit_vertices", "neutral_samples")
 FORMAT = "d3dface-result"
 VERSION = 1
 
@@ -61,6 +68,10 @@ class ReconstructionResult:
     versions: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     samples_raw: np.ndarray | None = None
+    expression: ExpressionState | None = None
+    neutral_fit_vertices: np.ndarray | None = None
+    neutral_visible_fit_vertices: np.ndarray | None = None
+    neutral_samples: np.ndarray | None = None
 
     @property
     def num_samples(self) -> int:
@@ -91,6 +102,11 @@ class ReconstructionResult:
         }
         if self.samples_raw is not None:
             a["samples_raw"] = self.samples_raw.astype(np.float32)
+        if self.expression is not None:
+            a.update(self.expression.as_arrays())
+        for k in NEUTRAL_KEYS:
+            if getattr(self, k) is not None:
+                a[k] = getattr(self, k).astype(np.float32)
         if self.uvs is not None:
             a["uvs"] = self.uvs.astype(np.float32)
             a["uv_faces"] = self.uv_faces.astype(np.int32)
@@ -120,7 +136,8 @@ class ReconstructionResult:
                     image_path=str(d["image_path"]), head_model=str(d["head_model"]),
                     head_model_hash=str(d["head_model_hash"]), settings=json.loads(str(d["settings_json"])),
                     versions=json.loads(str(d["versions_json"])), timings=json.loads(str(d["timings_json"])),
-                    samples_raw=g("samples_raw"),
+                    samples_raw=g("samples_raw"), expression=ExpressionState.from_arrays(d),
+                    **{k: g(k) for k in NEUTRAL_KEYS},
                 )
         except InputFileError:
             raise
