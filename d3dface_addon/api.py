@@ -5,6 +5,9 @@
     api.interpolate(obj, 1, 3, steps=5)                # adds "Interp 01-03 0.25" ...
     api.shape_key_names(obj); api.latents(obj)         # (M, 10, 64)
     api.export_head(obj, "/path/head.glb")             # or format="fbx": every shape key
+    api.expression_keys(obj)                           # the 52 ARKit keys, then the model's halves
+    api.set_expression(obj, "neutral")                 # or "photo": the fitted expression and jaw
+    api.import_arkit_csv(obj, "/path/take.csv", start_frame=1)   # keyframes, one row per frame
 
 Each call blocks until the engine is done and is one undo step when run from the console
 or a script. Errors raise RuntimeError with a one-line message; the scene is then unchanged.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import bpy
 
 from . import engine_defaults as D
-from . import export, scene_writer
+from . import export, expressions, scene_writer
 from .jobs import RUNNER
 
 
@@ -48,6 +51,25 @@ def export_head(obj, path: str, format: str = "glb") -> str:
         return str(export.export_head(bpy.context, obj, path, format))
     except export.ExportError as exc:
         raise RuntimeError(f"Diverse3DFace: {exc}") from None
+
+
+def expression_keys(obj) -> list[str]:
+    """The object's expression keys: the 52 ARKit names, then the head model's own halves."""
+    return scene_writer.expression_key_names(obj)
+
+
+def set_expression(obj, which: str = "photo") -> None:
+    """"photo": the fitted expression (key values and jaw); "neutral": every expression key 0."""
+    bpy.ops.d3dface.set_expression(object_name=obj.name, which=which.upper())
+
+
+def import_arkit_csv(obj, path: str, start_frame: int = 1) -> dict:
+    """Keyframe the expression keys from an ARKit weight CSV (one row per frame from
+    ``start_frame``); returns {"frames", "keys", "ignored"}. Bad files raise RuntimeError and
+    change nothing."""
+    expressions.LAST_IMPORT.clear()
+    bpy.ops.d3dface.import_arkit_csv(filepath=str(path), start_frame=int(start_frame), object_name=obj.name)
+    return dict(expressions.LAST_IMPORT)
 
 
 def shape_key_names(obj) -> list[str]:

@@ -6,6 +6,8 @@ Scripting (blocking, one undo step each, return the scene change at once)::
                                 diversity=1.0, device="DEFAULT", mode="NEW")
     bpy.ops.d3dface.interpolate(sample_a=1, sample_b=3, steps=5)   # on the active head
     bpy.ops.d3dface.export(filepath="head.glb", format="GLB")      # the active head, all shape keys
+    bpy.ops.d3dface.set_expression(which="NEUTRAL")                 # or "PHOTO"
+    bpy.ops.d3dface.import_arkit_csv(filepath="take.csv", start_frame=1)
 
 The sidebar uses the non-blocking ``d3dface.reconstruct_start`` / ``interpolate_start``: the job
 runs in the worker, a timer polls it, and the finished result is written by the internal
@@ -24,7 +26,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import engine_defaults as D
-from . import export, preferences, scene_writer, stored_runs
+from . import export, expressions, preferences, scene_writer, stored_runs
 from .jobs import RUNNER, window_context
 from .properties import RESULT_MODES
 from .result_reader import ResultFileError, preload, read_interpolation, read_result
@@ -251,7 +253,7 @@ def interpolate_args(obj, a: int, b: int, steps: int, device: str, job_dir: Path
 
 
 def apply_interpolation(obj, path: str, a: int, b: int) -> list[str]:
-    verts, alphas = read_interpolation(path, len(obj.data.vertices))
+    verts, alphas = read_interpolation(path, len(obj.data.vertices), scene_writer.stored(obj).get("basis") == "neutral")
     return scene_writer.add_interpolation_keys(obj, verts, alphas, a, b)
 
 
@@ -380,6 +382,68 @@ class D3DFACE_OT_export(bpy.types.Operator):
         return {"FINISHED"}
 
 
+# ---- expressions and animation ------------------------------------------------------------
+def _head(op, context):
+    return bpy.data.objects.get(op.object_name) if op.object_name else context.active_object
+
+
+class D3DFACE_OT_set_expression(bpy.types.Operator):
+    """Show the photo's expression (its fitted key values and jaw) or the neutral head"""
+
+    bl_idname = "d3dface.set_expression"
+    bl_label = "Set expression"
+    bl_options = {"REGISTER", "UNDO"}
+
+    which: EnumProperty(name="Expression", items=[("PHOTO", "Photo", "the fitted expression"),
+                                                  ("NEUTRAL", "Neutral", "every expression key at 0, the jaw at rest")])
+    object_name: StringProperty(name="Object", description="Head object (default: the active object)")
+
+    @classmethod
+    def poll(cls, context):
+        return scene_writer.is_d3dface_object(context.active_object)
+
+    def execute(self, context):
+        obj = _head(self, context)
+        if not scene_writer.is_d3dface_object(obj) or not scene_writer.expression_key_names(obj):
+            return _fail(self, "the object has no expression keys")
+        expressions.set_expression(obj, self.which)
+        return {"FINISHED"}
+
+
+class D3DFACE_OT_import_arkit_csv(bpy.types.Operator):
+    """Keyframe the head's expression keys from a CSV of per-frame ARKit weights (phone face capture)"""
+
+    bl_idname = "d3dface.import_arkit_csv"
+    bl_label = "Import ARKit animation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
+    start_frame: IntProperty(name="Start frame", default=1)
+    object_name: StringProperty(name="Object", description="Head object (default: the active object)")
+
+    @classmethod
+    def poll(cls, context):
+        return scene_writer.is_d3dface_object(context.active_object)
+
+    def invoke(self, context, event):
+        self.start_frame = context.scene.frame_current
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        obj = _head(self, context)
+        try:
+            info = expressions.import_weights_csv(obj, self.filepath, self.start_frame)
+        except expressions.AnimationFileError as exc:
+            return _fail(self, str(exc))
+        msg = f"{info['frames']} frames on {len(info['keys'])} keys"
+        RUNNER.last_message, RUNNER.last_level = f"imported {msg}", "INFO"
+        self.report({"INFO"}, f"Diverse3DFace: imported {msg} from {os.path.basename(self.filepath)}"
+                    + (f" ({len(info['ignored'])} other columns ignored)" if info["ignored"] else ""))
+        return {"FINISHED"}
+
+
 # ---- engine check, mask painting, reports -------------------------------------------------
 def format_check(info: dict) -> str:
     parts = [f"d3dface {info.get('engine', '?')}", f"Python {info.get('python', '?')}",
@@ -485,4 +549,5 @@ classes = (
     D3DFACE_OT_reconstruct, D3DFACE_OT_reconstruct_start, D3DFACE_OT_apply_result, D3DFACE_OT_cancel,
     D3DFACE_OT_interpolate, D3DFACE_OT_interpolate_start, D3DFACE_OT_apply_interpolation,
     D3DFACE_OT_check_engine, D3DFACE_OT_paint_mask, D3DFACE_OT_report_message, D3DFACE_OT_export,
+    D3DFACE_OT_set_expression, D3DFACE_OT_import_arkit_csv,
 )

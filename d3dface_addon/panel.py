@@ -93,4 +93,23 @@ class D3DFACE_PT_export(_Sidebar, bpy.types.Panel):
         row.operator("d3dface.export", text="FBX (.fbx)", icon="EXPORT").format = "FBX"
 
 
-classes = (D3DFACE_PT_main, D3DFACE_PT_interpolate, D3DFACE_PT_export)
+class D3DFACE_PT_expressions(_Sidebar, bpy.types.Panel):
+    bl_label = "Expressions"
+    bl_idname = "D3DFACE_PT_expressions"
+    bl_parent_id = "D3DFACE_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return scene_writer.is_d3dface_object(obj) and bool(scene_writer.expression_key_names(obj))
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        row = col.row(align=True)
+        row.operator("d3dface.set_expression", text="Photo", icon="USER").which = "PHOTO"
+        row.operator("d3dface.set_expression", text="Neutral", icon="MESH_MONKEY").which = "NEUTRAL"
+        col.operator("d3dface.import_arkit_csv", text="Import ARKit CSV", icon="IMPORT")
+
+
+classes = (D3DFACE_PT_main, D3DFACE_PT_interpolate, D3DFACE_PT_expressions, D3DFACE_PT_export)

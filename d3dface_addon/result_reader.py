@@ -39,6 +39,28 @@ class ResultData:
     head_model: str
     scene: dict = field(default_factory=dict)
     head_model_hash: str = ""
+    # the same heads without the fitted expression and pose (None in results of older engines)
+    neutral_fit: np.ndarray | None = None  # (V, 3)
+    neutral_visible_fit: np.ndarray | None = None  # (V, 3)
+    neutral_samples: np.ndarray | None = None  # (M, V, 3)
+    expression: dict = field(default_factory=dict)  # expression_weights (E,), pose (3J,), rest_joints (J, 3)
+
+    @property
+    def has_neutral(self) -> bool:
+        return self.neutral_fit is not None and self.neutral_samples is not None and self.neutral_visible_fit is not None
+
+    @property
+    def basis(self) -> np.ndarray:
+        """The object's "Basis": the neutral fit where the result has one, else the fit."""
+        return self.neutral_fit if self.has_neutral else self.fit
+
+    @property
+    def key_visible_fit(self) -> np.ndarray:
+        return self.neutral_visible_fit if self.has_neutral else self.visible_fit
+
+    @property
+    def key_samples(self) -> np.ndarray:
+        return self.neutral_samples if self.has_neutral else self.samples
 
     @property
     def num_vertices(self) -> int:
@@ -47,6 +69,13 @@ class ResultData:
     @property
     def num_samples(self) -> int:
         return int(self.samples.shape[0])
+
+
+EXPRESSION_KEYS = ("expression_weights", "pose", "rest_joints")
+
+
+def _f32(a):
+    return None if a is None else a.astype(np.float32)
 
 
 def _str(a) -> str:
@@ -88,6 +117,9 @@ def read_result(path: str, scene_path: str = "", use_preloaded: bool = True) -> 
                 camera=json.loads(_str(d["camera_json"])), settings=json.loads(_str(d["settings_json"])),
                 versions=json.loads(_str(d["versions_json"])), head_model=_str(g("head_model") if "head_model" in d.files else ""),
                 head_model_hash=_str(d["head_model_hash"]) if "head_model_hash" in d.files else "",
+                neutral_fit=_f32(g("neutral_fit_vertices")), neutral_visible_fit=_f32(g("neutral_visible_fit_vertices")),
+                neutral_samples=_f32(g("neutral_samples")),
+                expression={k: d[k].astype(np.float64) for k in EXPRESSION_KEYS if k in d.files},
             )
     except ResultFileError:
         raise
@@ -106,6 +138,11 @@ def read_result(path: str, scene_path: str = "", use_preloaded: bool = True) -> 
         (r.uvs is None or (r.uv_faces is not None and r.uv_faces.shape == r.faces.shape), "uv_faces do not match faces"),
         (bool(np.isfinite(r.fit).all() and np.isfinite(r.samples).all() and np.isfinite(r.visible_fit).all()),
          "vertices are not finite"),
+        (r.neutral_fit is None or r.neutral_fit.shape == (V, 3), "neutral_fit_vertices do not match the fit"),
+        (r.neutral_visible_fit is None or r.neutral_visible_fit.shape == (V, 3), "neutral_visible_fit_vertices do not match"),
+        (r.neutral_samples is None or r.neutral_samples.shape == r.samples.shape, "neutral_samples do not match the samples"),
+        (not r.has_neutral or bool(np.isfinite(r.neutral_fit).all() and np.isfinite(r.neutral_samples).all()),
+         "neutral vertices are not finite"),
     ]
     bad = [msg for ok, msg in checks if not ok]
     if bad:
@@ -133,17 +170,28 @@ def read_scene_hints(path: str, num_vertices: int) -> dict:
     if "uncertainty" in s and (s["uncertainty"].shape != (num_vertices,) or s["uncertainty_weight"].shape != (num_vertices,)
                                or s["uncertainty_colour"].shape != (num_vertices, 4)):
         raise ResultFileError(f"scene file {p}: the uncertainty does not match the mesh")
+    if "expression_key_offsets" in s:
+        K = len(s["expression_key_names"])
+        if (s["expression_key_offsets"].shape != (K, num_vertices, 3) or s["expression_key_values"].shape != (K,)
+                or s["expression_key_ranges"].shape != (K, 2)):
+            raise ResultFileError(f"scene file {p}: the expression keys do not match the mesh")
+        s["expression_key_names"] = [str(n) for n in s["expression_key_names"]]
+        s["expression_key_kinds"] = [str(n) for n in s["expression_key_kinds"]]
+    if "eye_driver_keys" in s:
+        s["eye_driver_keys"] = [[str(a), str(b)] for a, b in s["eye_driver_keys"]]
     s["mean_texture"] = _str(s.get("mean_texture", ""))
     if "joint_names" in s:
         s["joint_names"] = [str(n) for n in s["joint_names"]]
     return s
 
 
-def read_interpolation(path: str, num_vertices: int) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, V, 3) vertices and (steps,) alphas."""
+def read_interpolation(path: str, num_vertices: int, neutral: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, V, 3) vertices and (steps,) alphas; ``neutral``: the heads without the run's
+    expression where the file has them (for an object whose Basis is neutral)."""
     try:
         with np.load(path, allow_pickle=False) as d:
-            v, a = d["vertices"].astype(np.float32), d["alphas"].astype(np.float64)
+            key = "neutral_vertices" if neutral and "neutral_vertices" in d.files else "vertices"
+            v, a = d[key].astype(np.float32), d["alphas"].astype(np.float64)
     except Exception as exc:  # noqa: BLE001
         raise ResultFileError(f"cannot read interpolation file {path}: {exc}") from None
     if v.ndim != 3 or v.shape[1:] != (num_vertices, 3) or a.shape != (v.shape[0],):

@@ -5,7 +5,11 @@ comes from the engine (``blender_scene.npz``, DESIGN 2.1).
 
 Conventions (DESIGN 3.2): shape-key coordinates are the engine's vertices exactly (FLAME
 axes, metres); the object carries a +90 degree rotation about x (FLAME y-up -> Blender z-up).
-Keys: "Basis" (the fit), "Visible fit", "Sample 01".."Sample M", then any "Interp" keys.
+Keys: "Basis" (the neutral fit: the fit without its expression and jaw pose), "Visible fit",
+"Sample 01".."Sample M" (neutral too: they differ from Basis in identity only), any "Interp"
+keys, then the expression keys (the 52 ARKit names and the model's halves, ``arkit.py`` in the
+engine) set to the photo's expression; with the rig's pose (the jaw) the object shows the fit.
+Results of older engines (no neutral) keep "Basis" = the fit and get no expression keys.
 Latents and settings are stored in the object's ``d3dface`` custom property.
 
 Every function either completes or removes what it created and re-raises (the caller turns
@@ -81,7 +85,7 @@ def build_mesh(name: str, r: ResultData) -> bpy.types.Mesh:
     V, F = r.num_vertices, int(r.faces.shape[0])
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(V)
-    mesh.vertices.foreach_set("co", r.fit.reshape(-1))
+    mesh.vertices.foreach_set("co", r.basis.reshape(-1))
     mesh.loops.add(3 * F)
     mesh.loops.foreach_set("vertex_index", r.faces.reshape(-1))
     mesh.polygons.add(F)
@@ -108,6 +112,7 @@ def _set_key(obj, name: str, coords: np.ndarray):
     kb = obj.data.shape_keys.key_blocks.get(name) if obj.data.shape_keys else None
     if kb is None:
         kb = obj.shape_key_add(name=name, from_mix=False)
+        kb.value = 0.0  # (Blender starts a new key at 1: the object would show every sample at once)
     kb.data.foreach_set("co", np.ascontiguousarray(coords, np.float32).reshape(-1))
     return kb
 
@@ -146,7 +151,25 @@ def _store(obj, r: ResultData, sample_names: list[str], append: bool) -> None:
         "sample_indices": indices,
         "runs": runs,
         "sample_runs": sample_runs,
+        "basis": str(prev.get("basis", "fit")) if append else ("neutral" if r.has_neutral else "fit"),
+        **(_photo_expression(r) if not append else {k: prev[k] for k in PHOTO_KEYS if k in prev}),
     }
+
+
+PHOTO_KEYS = ("expression_keys", "photo_expression", "photo_pose")
+
+
+def _photo_expression(r: ResultData) -> dict:
+    """The expression keys' names, the photo's values and the fitted pose per bone, as stored."""
+    s = r.scene
+    if not r.has_neutral or "expression_key_names" not in s:
+        return {}
+    names = list(s["expression_key_names"])
+    out = {"expression_keys": names,
+           "photo_expression": {n: float(v) for n, v in zip(names, s["expression_key_values"].tolist())}}
+    if "pose_quaternions" in s:
+        out["photo_pose"] = {str(b): [float(v) for v in q] for b, q in zip(s["joint_names"], s["pose_quaternions"])}
+    return out
 
 
 def stored(obj) -> dict:
@@ -314,6 +337,11 @@ def build_rig(context, name: str, head, r: ResultData, coll, created: _Created):
             eb = arm.edit_bones.new(bname)
             eb.head = [float(v) for v in s["bone_heads"][j]]
             eb.tail = [float(v) for v in s["bone_tails"][j]]
+            if "bone_frames" in s:  # the engine's rest frame (its roll), so its pose rotations apply as given
+                frame = Matrix(s["bone_frames"][j].tolist()).to_4x4()
+                frame.translation = eb.head
+                eb.matrix = frame
+                eb.length = float(s["bone_lengths"][j])
             if parents[j] >= 0:
                 eb.parent = bones[parents[j]]
             bones.append(eb)
@@ -328,7 +356,45 @@ def build_rig(context, name: str, head, r: ResultData, coll, created: _Created):
         groups[j].add(verts[offsets[k]:offsets[k + 1]].tolist(), w, "REPLACE")
     mod = head.modifiers.new("Armature", "ARMATURE")
     mod.object = arm_obj
+    pose_rig(arm_obj, r)
+    add_eye_drivers(arm_obj, head, r)
     return arm_obj
+
+
+def pose_rig(arm_obj, r: ResultData) -> None:
+    """The fitted pose (the jaw) on the pose bones, as the engine gives it (quaternions in each
+    bone's frame); the rest pose where the result has none."""
+    s = r.scene
+    quats = s.get("pose_quaternions")
+    for j, name in enumerate(s["joint_names"]):
+        pb = arm_obj.pose.bones.get(name)
+        if pb is None or pb.rotation_mode != "QUATERNION":  # (the eyes: Euler, driven by the eyeLook keys)
+            continue
+        pb.rotation_quaternion = [float(v) for v in quats[j]] if quats is not None else (1.0, 0.0, 0.0, 0.0)
+
+
+def add_eye_drivers(arm_obj, head, r: ResultData) -> None:
+    """Each eye bone's Euler channels driven by its eyeLook keys with the engine's coefficients
+    (a plain weighted sum: Blender's simple expressions, no Python needed to run them)."""
+    s = r.scene
+    if "eye_driver_bones" not in s or head.data.shape_keys is None:
+        return
+    names = s["joint_names"]
+    for j, ch, keys, coefs in zip(s["eye_driver_bones"].tolist(), s["eye_driver_channels"].tolist(),
+                                  s["eye_driver_keys"], s["eye_driver_coefs"].tolist()):
+        pb = arm_obj.pose.bones[names[j]]
+        pb.rotation_mode = "XYZ"
+        fc = pb.driver_add("rotation_euler", ch)
+        drv = fc.driver
+        drv.type = "SCRIPTED"
+        for k, key in enumerate(keys):
+            var = drv.variables.new()
+            var.name = f"k{k}"
+            var.type = "SINGLE_PROP"
+            var.targets[0].id_type = "KEY"
+            var.targets[0].id = head.data.shape_keys
+            var.targets[0].data_path = f'key_blocks["{key}"].value'
+        drv.expression = " + ".join(f"({c!r}) * k{k}" for k, c in enumerate(coefs))
 
 
 # ---- entry points -----------------------------------------------------------------------
@@ -372,19 +438,45 @@ def write_new_object(context, r: ResultData, name: str = "", photo_name: str = "
 
 
 def _write_result_keys(obj, r: ResultData) -> None:
-    """Basis = the fit, "Visible fit", "Sample 01".."Sample M", the stored latents and settings, and
-    the samples' spread (``uncertainty``)."""
-    _set_key(obj, KEY_BASIS, r.fit)
-    _set_key(obj, KEY_VISIBLE, r.visible_fit)
+    """Basis (the neutral fit), "Visible fit", "Sample 01".."Sample M", the expression keys at the
+    photo's values, the stored latents and settings, and the samples' spread (``uncertainty``)."""
+    _set_key(obj, KEY_BASIS, r.basis)
+    _set_key(obj, KEY_VISIBLE, r.key_visible_fit)
     names = [sample_key_name(k + 1) for k in range(r.num_samples)]
-    for nm, coords in zip(names, r.samples):
+    for nm, coords in zip(names, r.key_samples):
         _set_key(obj, nm, coords)
+    write_expression_keys(obj, r)
     _store(obj, r, names, append=False)
     uncertainty.write_uncertainty(obj, r.scene)
 
 
+def write_expression_keys(obj, r: ResultData) -> list[str]:
+    """One key per expression of ``blender_scene.npz`` (Basis plus its offset), at the photo's value
+    and with a slider range that covers it; returns their names."""
+    s = r.scene
+    if not r.has_neutral or "expression_key_offsets" not in s:
+        return []
+    basis = r.basis
+    for nm, off, val, (lo, hi) in zip(s["expression_key_names"], s["expression_key_offsets"],
+                                      s["expression_key_values"].tolist(), s["expression_key_ranges"].tolist()):
+        kb = _set_key(obj, nm, basis + off)
+        kb.slider_min, kb.slider_max = float(lo), float(hi)
+        kb.value = float(val)
+    return list(s["expression_key_names"])
+
+
+def expression_key_names(obj) -> list[str]:
+    """The object's expression keys (ARKit names first), in key order."""
+    return list(stored(obj).get("expression_keys", []))
+
+
 def _sample_keys(obj) -> list:
     return [kb for kb in obj.data.shape_keys.key_blocks if kb.name.startswith(("Sample ", "Interp "))]
+
+
+def _expression_keys(obj) -> list:
+    names = set(expression_key_names(obj)) if PROP in obj.keys() else set()
+    return [kb for kb in obj.data.shape_keys.key_blocks if kb.name in names]
 
 
 def check_target(obj, r: ResultData) -> None:
@@ -395,23 +487,30 @@ def check_target(obj, r: ResultData) -> None:
 
 
 def replace_samples(obj, r: ResultData):
-    """The object's fit, visible fit and samples become the new result's (interpolations go)."""
+    """The object's fit, visible fit, samples and expression become the new result's
+    (interpolations go). The rig keeps its bones: the new fit's joints differ by its identity."""
     check_target(obj, r)
-    for kb in _sample_keys(obj):
+    for kb in _sample_keys(obj) + _expression_keys(obj):
         obj.shape_key_remove(kb)
-    obj.data.vertices.foreach_set("co", r.fit.reshape(-1))
+    obj.data.vertices.foreach_set("co", r.basis.reshape(-1))
     obj.data.update()
     _write_result_keys(obj, r)
+    arm = obj.parent if obj.parent is not None and obj.parent.type == "ARMATURE" else None
+    if arm is not None:
+        pose_rig(arm, r)
     return obj
 
 
 def add_samples(obj, r: ResultData):
     """The new result's samples are appended after the object's last "Sample NN" key."""
     check_target(obj, r)
-    existing = stored(obj).get("sample_keys", [])
+    d = stored(obj)
+    existing = d.get("sample_keys", [])
     first = len(existing) + 1
     names = [sample_key_name(first + k) for k in range(r.num_samples)]
-    for nm, coords in zip(names, r.samples):
+    # the object's keys are neutral heads (or, made by an older add-on, heads on their fit)
+    samples = r.key_samples if d.get("basis", "fit") == "neutral" else r.samples
+    for nm, coords in zip(names, samples):
         _set_key(obj, nm, coords)
     _store(obj, r, names, append=True)
     return obj

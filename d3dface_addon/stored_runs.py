@@ -7,6 +7,8 @@ The object's ``d3dface`` property holds, besides the latents of every sample (``
 - ``result_path`` (str), ``head_model_hash`` (str), ``settings_json`` (the run's settings)
 - ``fit`` (3V,) float32: the run's partial fit, metres, FLAME axes
 - ``occluded`` (V,) int32: 1 where the photo does not show the vertex
+- ``expression`` (only for results with a neutral): ``expression_weights``, ``pose``, ``rest_joints``
+  (flat float64), which the engine needs to give interpolated heads without the run's expression
 and ``sample_runs``: for each sample, the index of its run (-1: stored by an older add-on, which
 kept only the result file's path). ``write_source`` turns one run into the engine's
 ``interpolation_source.npz`` (``d3dface.outputs.interpolation_source``, mirrored here).
@@ -31,12 +33,14 @@ def run_entry(r: ResultData) -> dict:
     return {"result_path": r.path, "head_model_hash": r.head_model_hash,
             "settings_json": json.dumps(r.settings, sort_keys=True),
             "fit": np.ascontiguousarray(r.fit, np.float32).reshape(-1),
-            "occluded": np.asarray(r.occluded, np.int32)}
+            "occluded": np.asarray(r.occluded, np.int32),
+            "expression": {k: np.asarray(v, np.float64).reshape(-1) for k, v in r.expression.items()}}
 
 
 def _restored(entry: dict) -> dict:
     """An entry read back with ``to_dict()`` (lists) -> arrays of the stored types again."""
-    return {**entry, "fit": np.asarray(entry["fit"], np.float32), "occluded": np.asarray(entry["occluded"], np.int32)}
+    return {**entry, "fit": np.asarray(entry["fit"], np.float32), "occluded": np.asarray(entry["occluded"], np.int32),
+            "expression": {k: np.asarray(v, np.float64) for k, v in dict(entry.get("expression", {})).items()}}
 
 
 def appended(prev: dict, r: ResultData) -> tuple[list, list]:
@@ -67,5 +71,6 @@ def write_source(stored: dict, k: int, latents: np.ndarray, job_dir: Path) -> st
     np.savez(path, format=np.array(SOURCE_FORMAT), version=np.array(SOURCE_VERSION), latents=run_latents,
              fit_vertices=np.asarray(entry["fit"], np.float32).reshape(-1, 3),
              occluded=np.asarray(entry["occluded"]).astype(bool), settings_json=np.array(str(entry["settings_json"])),
-             head_model_hash=np.array(str(entry["head_model_hash"])))
+             head_model_hash=np.array(str(entry["head_model_hash"])),
+             **{k: np.asarray(v, np.float64) for k, v in dict(entry.get("expression", {})).items()})
     return str(path)

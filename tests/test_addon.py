@@ -62,18 +62,34 @@ def key(obj, name):
     return out.reshape(-1, 3)
 
 
+def evaluated(obj) -> np.ndarray:
+    """(V, 3) the object's vertices as Blender shows them (shape keys, armature), object space."""
+    bpy.context.view_layer.update()
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = ev.to_mesh()
+    out = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", out)
+    ev.to_mesh_clear()
+    return out.reshape(-1, 3)
+
+
 # ---- the result in the scene -------------------------------------------------------------
 def test_reconstruct_creates_one_head_whose_keys_equal_the_result(addon):
     assert reconstruct(filepath=str(PHOTO), samples=4, seed=1) == {"FINISHED"}
     obj = bpy.data.objects[runner().last_object]
     assert obj.type == "MESH" and len(obj.data.vertices) == V and len(obj.data.polygons) == 9976
     names = [kb.name for kb in obj.data.shape_keys.key_blocks]
-    assert names == ["Basis", "Visible fit", "Sample 01", "Sample 02", "Sample 03", "Sample 04"]
+    from d3dface.head_model.arkit import ARKIT_NAMES
+
+    assert names[:6] == ["Basis", "Visible fit", "Sample 01", "Sample 02", "Sample 03", "Sample 04"]
+    assert names[6:6 + 52] == list(ARKIT_NAMES)  # then the model's halves of browInnerUp and cheekPuff
     a, _ = result_arrays(obj)
-    assert np.abs(key(obj, "Basis") - a["fit_vertices"]).max() < 1e-5
-    assert np.abs(key(obj, "Visible fit") - a["visible_fit_vertices"]).max() < 1e-5
+    # the keys are the heads without the fitted expression; the evaluated object is the fit
+    assert np.abs(key(obj, "Basis") - a["neutral_fit_vertices"]).max() < 1e-5
+    assert np.abs(key(obj, "Visible fit") - a["neutral_visible_fit_vertices"]).max() < 1e-5
     for k in range(4):
-        assert np.abs(key(obj, f"Sample {k + 1:02d}") - a["samples"][k]).max() < 1e-5
+        assert np.abs(key(obj, f"Sample {k + 1:02d}") - a["neutral_samples"][k]).max() < 1e-5
+    assert np.abs(evaluated(obj) - a["fit_vertices"]).max() < 1e-5
     # latents and settings travel with the object
     from d3dface_addon.scene_writer import stored_latents
 
@@ -110,9 +126,9 @@ def test_the_fitted_camera_sees_each_vertex_where_the_engine_projects_it(addon):
     photo = pix[0].numpy() * (x1 - x0) / c["image_size"][1] + [x0, y0]
     H, W = a["image_size"]
     assert (scene.render.resolution_x, scene.render.resolution_y) == (W, H)
-    bpy.context.view_layer.update()
+    shown = evaluated(obj)
     for k, i in enumerate(idx):
-        p = world_to_camera_view(scene, cam, obj.matrix_world @ Vector(obj.data.vertices[int(i)].co))
+        p = world_to_camera_view(scene, cam, obj.matrix_world @ Vector(shown[int(i)].tolist()))
         assert abs(p.x - (photo[k, 0] + 0.5) / W) < 2e-4 and abs(p.y - (1 - (photo[k, 1] + 0.5) / H)) < 2e-4
 
 
@@ -177,16 +193,20 @@ def test_replace_and_add_samples_on_an_existing_head(addon):
         obj = api.reconstruct(str(PHOTO), samples=2, name="modes")
         api.reconstruct(str(PHOTO), samples=3, seed=5, mode="ADD", target=obj)
     names = [kb.name for kb in obj.data.shape_keys.key_blocks]
-    assert names == ["Basis", "Visible fit", "Sample 01", "Sample 02", "Sample 03", "Sample 04", "Sample 05"]
+    n_expr = len(api.expression_keys(obj))
+    assert n_expr == 56 and names[:4] == ["Basis", "Visible fit", "Sample 01", "Sample 02"]
+    assert names[4 + n_expr:] == ["Sample 03", "Sample 04", "Sample 05"]  # added after the expressions
     a, _ = result_arrays(obj)  # the latest result
-    assert np.abs(key(obj, "Sample 05") - a["samples"][2]).max() < 1e-5
+    assert np.abs(key(obj, "Sample 05") - a["neutral_samples"][2]).max() < 1e-5
     assert api.latents(obj).shape == (5, 10, 64)
     with window():
         api.reconstruct(str(PHOTO), samples=1, seed=7, mode="REPLACE", target=obj)
-    assert [kb.name for kb in obj.data.shape_keys.key_blocks] == ["Basis", "Visible fit", "Sample 01"]
+    names = [kb.name for kb in obj.data.shape_keys.key_blocks]
+    assert names[:3] == ["Basis", "Visible fit", "Sample 01"] and len(names) == 3 + n_expr
     a, _ = result_arrays(obj)
-    assert np.abs(key(obj, "Sample 01") - a["samples"][0]).max() < 1e-5
-    assert np.abs(key(obj, "Basis") - a["fit_vertices"]).max() < 1e-5
+    assert np.abs(key(obj, "Sample 01") - a["neutral_samples"][0]).max() < 1e-5
+    assert np.abs(key(obj, "Basis") - a["neutral_fit_vertices"]).max() < 1e-5
+    assert np.abs(evaluated(obj) - a["fit_vertices"]).max() < 1e-5
 
 
 # ---- failure paths: the scene stays as it was ----------------------------------------------
@@ -221,7 +241,7 @@ def test_sidebar_job_runs_in_the_background_and_is_one_undo_step(addon):
         drive_timer(runner())
     assert job.state == "done"
     obj = bpy.data.objects[runner().last_object]
-    assert len(obj.data.shape_keys.key_blocks) == 2 + 16
+    assert len(obj.data.shape_keys.key_blocks) == 2 + 16 + 56  # + the expression keys
     stall = runner().stats.max_stall_ms
     print(f"\nlongest main-thread stall: {stall:.1f} ms over {runner().stats.ticks} timer calls "
           f"(scene write {runner().stats.last_apply_ms:.1f} ms)")

@@ -65,14 +65,15 @@ def apply(path: str, **kw):
 
 
 def from_result_file(path: str, i: int, j: int, steps: int) -> np.ndarray:
-    """(steps, V, 3): the worker's interpolation from the result file (the reference)."""
+    """(steps, V, 3): the worker's interpolation from the result file (the reference), without
+    the run's expression (the object's keys are neutral heads)."""
     from d3dface_addon.jobs import RUNNER
 
     job = RUNNER.run_sync("interpolate", {"result": path, "i": i, "j": j, "steps": steps, "device": "auto",
                                           "out_dir": str(RUNNER.new_job_dir("ref")), "model": None}, timeout=300)
     assert job.state == "done", job.message
     with np.load(job.result_path) as d:
-        return d["vertices"]
+        return d["neutral_vertices"]
 
 
 def test_interpolate_needs_no_result_file(addon, tmp_path):
