@@ -103,3 +103,22 @@ def test_the_photos_expression_rebuilt_from_the_neutral_and_the_keys_is_the_fit(
     q = scene["pose_quaternions"][jaw]
     angle = 2 * np.arctan2(np.linalg.norm(q[1:]), q[0])
     assert abs(angle - np.linalg.norm(res["pose"][3 * jaw:3 * jaw + 3])) < 1e-6
+
+
+def test_lips_stay_apart_under_jawopen_and_the_blink_measures_are_reported(run):
+    """On the photo's neutral head: no lip triangle crosses another under jawOpen or jawOpen +
+    mouthClose; mouthClose alone (ARKit's corrective for jawOpen) does push them into each other,
+    which shows the check finds crossings. The blink's numbers are printed (issue 21's note:
+    the carried eyeBlink does not close the eye; that target is open)."""
+    from d3dface.evaluation.expression_checks import check_head
+    from d3dface.head_model import load_head_model
+
+    _, res, _, _ = run
+    r = check_head(load_head_model(None), res["neutral_fit_vertices"])
+    assert r["jawOpen"]["lip_pairs"] == 0 and r["jawOpen+mouthClose"]["lip_pairs"] == 0
+    assert r["mouthClose"]["lip_pairs"] > 0 and r["mouthClose"]["lip_pairs_neutral"] == 0
+    for key in ("eyeBlinkLeft", "eyeBlinkRight"):
+        b = r[key]
+        print(f"\n{key}: front hidden {b['front_hidden']:.0%} (neutral {b['front_hidden_neutral']:.0%}), "
+              f"lid x eyeball pairs {b['lid_eyeball_pairs']} (neutral {b['lid_eyeball_pairs_neutral']})")
+        assert b["front_hidden"] > b["front_hidden_neutral"]  # the lids do move over the eye

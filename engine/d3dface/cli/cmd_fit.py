@@ -1,4 +1,5 @@
-"""``d3dface fit``, ``build-local-model``, ``evaluate-fit`` and ``evaluate-reprojection``: the partial fit (Algorithm 1)."""
+"""``d3dface fit``, ``build-local-model``, ``evaluate-fit``, ``evaluate-reprojection`` and
+``evaluate-expressions``: the partial fit (Algorithm 1) and what its heads do."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_output_dir, write_text_atomic
 from ..defaults import DEFAULT_SEED
-from ..errors import InputFileError
+from ..errors import D3DFaceError, InputFileError
 from ..evaluation.fit_eval import METHODS as FIT_METHODS
 from ..evaluation.synthetic_faces import HEAD_KINDS, OCCLUDER_TYPES
 from ..fit.evidence import evidence_from_inputs
@@ -83,6 +84,46 @@ def register(sub) -> None:
     add_json(p, "the per-photo errors")
     p.add_argument("--out", required=True, help="output folder: reprojection.md and overlays/<photo>.png (atomically)")
     p.set_defaults(run=run_evaluate_reprojection)
+    register_expression_checks(sub)
+
+
+def register_expression_checks(sub) -> None:
+    p = sub.add_parser("evaluate-expressions",
+                       help="fit every shared photo; do its neutral head's eyeBlink, jawOpen and mouthClose keys keep it whole?")
+    p.add_argument("--images", help="folder holding faces/ and occluded/ (default: <shared>/images)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--assets", help=ASSETS_HELP)
+    add_json(p, "the per-photo checks")
+    p.set_defaults(run=run_evaluate_expressions)
+
+
+def run_evaluate_expressions(args) -> int:
+    from ..evaluation.expression_checks import check_head, markdown
+    from ..evaluation.reprojection_eval import shared_photos
+    from ..head_model.expression_split import ExpressionState, neutralise
+    from ..inputs import prepare_face_inputs
+
+    images = Path(args.images) if args.images else find_assets_dir(args.assets).parent / "images"
+    photos = shared_photos(images)
+    if not photos:
+        raise InputFileError(f"no photos under {images}/faces or {images}/occluded")
+    model = load_head_model(args.model, assets=args.assets)
+    st = FitSettings()
+    fitter = PartialFitter(model, load_or_build_local_model(model) if uses_local_model(st.mode) else None, st, RUN_TIME_TEXTURE)
+    rows = [("template", check_head(model, model.v_template))]
+    for photo, mask in tqdm(photos, desc="photos", file=sys.stderr):
+        try:
+            fit = fitter.fit(evidence_from_inputs(prepare_face_inputs(photo, mask=mask)))
+        except D3DFaceError as exc:
+            print(f"d3dface: {photo.name}: {exc}", file=sys.stderr)
+            continue
+        state = ExpressionState.from_fit(model, fit.params, fit.unposed_vertices)
+        rows.append((photo.stem, check_head(model, neutralise(model, fit.vertices, state))))
+    table = markdown(rows)
+    print(table, end="", file=sys.stderr if json_to_stdout(args) else sys.stdout)
+    if args.json_path:
+        write_json(args.json_path, dict(rows))
+    return 0
 
 
 def run_fit(args) -> int:
