@@ -36,13 +36,29 @@ def reconstruct_and_summarise(mod: str, image: str, mask: str, samples: str) -> 
         result_path = api.settings(obj)["result_path"]
         with np.load(result_path) as d:
             versions = json.loads(str(d["versions_json"])) if "versions_json" in d.files else {}
-            expect = {"Basis": d["fit_vertices"], "Visible fit": d["visible_fit_vertices"],
-                      **{f"Sample {k + 1:02d}": d["samples"][k] for k in range(d["samples"].shape[0])}}
+            # the keys are the heads without the fitted expression (neutral_*, when the result has them)
+            pre = "neutral_" if "neutral_fit_vertices" in d.files else ""
+            expect = {"Basis": d[f"{pre}fit_vertices"], "Visible fit": d[f"{pre}visible_fit_vertices"],
+                      **{f"Sample {k + 1:02d}": d[f"{pre}samples" if pre else "samples"][k] for k in range(d["samples"].shape[0])}}
+            fit = d["fit_vertices"]
+        # what the object shows (keys at the photo's expression, the jaw on the rig; eye drivers
+        # muted and the eyes at rest: the fit does not turn the eyes) against the fit
+        arm = obj.parent
+        for fc in (arm.animation_data.drivers if arm is not None and arm.animation_data else []):
+            fc.mute = True
+        for pb in (arm.pose.bones if arm is not None else []):
+            if pb.rotation_mode != "QUATERNION":
+                pb.rotation_euler = (0.0, 0.0, 0.0)
+        bpy.context.view_layer.update()
+        ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        shown = np.array([v.co[:] for v in ev.to_mesh().vertices])
+        ev.to_mesh_clear()
         summary.update({
             "engine_dir": versions.get("engine_dir", ""), "versions": versions,
             "object": obj.name, "vertices": len(obj.data.vertices), "keys": keys, "result": result_path,
             "max_key_error": max(float(np.abs(api.shape_key(obj, n) - v).max()) for n, v in expect.items()),
-            "expected_keys": list(expect),
+            "expected_keys": list(expect), "expression_keys": len(api.expression_keys(obj)),
+            "shown_error": float(np.abs(shown - fit).max()),
         })
         bpy.ops.ed.undo()
         summary["undo_restores"] = sorted(o.name for o in bpy.data.objects) == before

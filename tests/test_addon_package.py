@@ -137,8 +137,9 @@ def run_installed(zip_path: Path, tmp_path: Path, env_extra: dict, samples=2) ->
 def check_summary(s: dict, samples: int) -> None:
     assert s["module"] == "bl_ext.user_default.d3dface"
     assert s["vertices"] == 5023
-    assert s["keys"] == ["Basis", "Visible fit", *[f"Sample {k + 1:02d}" for k in range(samples)]] == s["expected_keys"]
-    assert s["max_key_error"] < 1e-5
+    assert s["keys"][:2 + samples] == ["Basis", "Visible fit", *[f"Sample {k + 1:02d}" for k in range(samples)]] == s["expected_keys"]
+    assert s["expression_keys"] == 56 and len(s["keys"]) == 2 + samples + 56  # the 52 ARKit keys and the model's halves
+    assert s["max_key_error"] < 1e-5 and s["shown_error"] < 1e-5
     assert s["undo_restores"]
 
 
