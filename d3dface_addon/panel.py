@@ -16,6 +16,16 @@ class _Sidebar:
     bl_category = "Diverse3DFace"
 
 
+class _HeadSubPanel(_Sidebar):
+    """A sub-panel of the main one, shown while a Diverse3DFace head is the active object."""
+
+    bl_parent_id = "D3DFACE_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return scene_writer.is_d3dface_object(context.active_object)
+
+
 class D3DFACE_PT_main(_Sidebar, bpy.types.Panel):
     bl_label = "Diverse3DFace"
     bl_idname = "D3DFACE_PT_main"
@@ -57,14 +67,9 @@ class D3DFACE_PT_main(_Sidebar, bpy.types.Panel):
                 layout.label(text=RUNNER.last_message, icon=icon)
 
 
-class D3DFACE_PT_interpolate(_Sidebar, bpy.types.Panel):
+class D3DFACE_PT_interpolate(_HeadSubPanel, bpy.types.Panel):
     bl_label = "Interpolate"
     bl_idname = "D3DFACE_PT_interpolate"
-    bl_parent_id = "D3DFACE_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return scene_writer.is_d3dface_object(context.active_object)
 
     def draw(self, context):
         s = context.scene.d3dface
@@ -77,15 +82,10 @@ class D3DFACE_PT_interpolate(_Sidebar, bpy.types.Panel):
         col.operator("d3dface.interpolate_start", icon="IPO_EASE_IN_OUT")
 
 
-class D3DFACE_PT_export(_Sidebar, bpy.types.Panel):
+class D3DFACE_PT_export(_HeadSubPanel, bpy.types.Panel):
     bl_label = "Export"
     bl_idname = "D3DFACE_PT_export"
-    bl_parent_id = "D3DFACE_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
-
-    @classmethod
-    def poll(cls, context):
-        return scene_writer.is_d3dface_object(context.active_object)
 
     def draw(self, context):
         row = self.layout.row(align=True)
@@ -93,16 +93,14 @@ class D3DFACE_PT_export(_Sidebar, bpy.types.Panel):
         row.operator("d3dface.export", text="FBX (.fbx)", icon="EXPORT").format = "FBX"
 
 
-class D3DFACE_PT_expressions(_Sidebar, bpy.types.Panel):
+class D3DFACE_PT_expressions(_HeadSubPanel, bpy.types.Panel):
     bl_label = "Expressions"
     bl_idname = "D3DFACE_PT_expressions"
-    bl_parent_id = "D3DFACE_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        return scene_writer.is_d3dface_object(obj) and bool(scene_writer.expression_key_names(obj))
+        return super().poll(context) and bool(scene_writer.expression_key_names(context.active_object))
 
     def draw(self, context):
         col = self.layout.column(align=True)

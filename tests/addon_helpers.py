@@ -55,6 +55,21 @@ def window():
         yield
 
 
+def evaluated(obj):
+    """(V, 3) float64: the object's vertices as Blender shows them (shape keys, armature), in
+    object space."""
+    import bpy
+    import numpy as np
+
+    bpy.context.view_layer.update()
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = ev.to_mesh()
+    out = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", out)
+    ev.to_mesh_clear()
+    return out.reshape(-1, 3).astype(np.float64)
+
+
 def snapshot() -> dict:
     """Everything a Diverse3DFace job may touch, by name."""
     import bpy

@@ -14,7 +14,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import PHOTO, drive_timer, enable_from_source, snapshot, use_fake_engine, window  # noqa: E402
+from addon_helpers import evaluated, PHOTO, drive_timer, enable_from_source, snapshot, use_fake_engine, window  # noqa: E402
 
 V = 5023
 
@@ -59,17 +59,6 @@ def key(obj, name):
     kb = obj.data.shape_keys.key_blocks[name]
     out = np.empty(len(kb.data) * 3, np.float32)
     kb.data.foreach_get("co", out)
-    return out.reshape(-1, 3)
-
-
-def evaluated(obj) -> np.ndarray:
-    """(V, 3) the object's vertices as Blender shows them (shape keys, armature), object space."""
-    bpy.context.view_layer.update()
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = ev.to_mesh()
-    out = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", out)
-    ev.to_mesh_clear()
     return out.reshape(-1, 3)
 
 

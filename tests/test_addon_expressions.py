@@ -12,7 +12,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import enable_from_source, snapshot, window  # noqa: E402
+from addon_helpers import evaluated, enable_from_source, snapshot, window  # noqa: E402
 
 TOL_M = 1e-5
 
@@ -36,16 +36,6 @@ def head(tmp_path_factory, expression_run):
     import addon_utils
 
     addon_utils.disable("d3dface_addon", default_set=True)
-
-
-def evaluated(obj) -> np.ndarray:
-    bpy.context.view_layer.update()
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = ev.to_mesh()
-    out = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", out)
-    ev.to_mesh_clear()
-    return out.reshape(-1, 3).astype(np.float64)
 
 
 def key_coords(obj, name) -> np.ndarray:

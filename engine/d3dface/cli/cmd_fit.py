@@ -97,19 +97,26 @@ def register_expression_checks(sub) -> None:
     p.set_defaults(run=run_evaluate_expressions)
 
 
-def run_evaluate_expressions(args) -> int:
-    from ..evaluation.expression_checks import check_head, markdown
+def _shared_photos_and_fitter(args, mode: str):
+    """The shared photos ((photo, mask) of ``--images``, default <shared>/images), the head model
+    and a fitter of ``mode`` with the product's albedo."""
     from ..evaluation.reprojection_eval import shared_photos
-    from ..head_model.expression_split import ExpressionState, neutralise
-    from ..inputs import prepare_face_inputs
 
     images = Path(args.images) if args.images else find_assets_dir(args.assets).parent / "images"
     photos = shared_photos(images)
     if not photos:
         raise InputFileError(f"no photos under {images}/faces or {images}/occluded")
     model = load_head_model(args.model, assets=args.assets)
-    st = FitSettings()
-    fitter = PartialFitter(model, load_or_build_local_model(model) if uses_local_model(st.mode) else None, st, RUN_TIME_TEXTURE)
+    local = load_or_build_local_model(model) if uses_local_model(mode) else None
+    return photos, model, PartialFitter(model, local, FitSettings(mode=mode), RUN_TIME_TEXTURE)
+
+
+def run_evaluate_expressions(args) -> int:
+    from ..evaluation.expression_checks import check_head, markdown
+    from ..head_model.expression_split import ExpressionState, neutralise
+    from ..inputs import prepare_face_inputs
+
+    photos, model, fitter = _shared_photos_and_fitter(args, FitSettings.mode)
     rows = [("template", check_head(model, model.v_template))]
     for photo, mask in tqdm(photos, desc="photos", file=sys.stderr):
         try:
@@ -151,16 +158,10 @@ def run_fit(args) -> int:
 
 
 def run_evaluate_reprojection(args) -> int:
-    from ..evaluation.reprojection_eval import fit_photo, markdown_table, shared_photos
+    from ..evaluation.reprojection_eval import fit_photo, markdown_table
     from ..outputs.pictures import write_png
 
-    images = Path(args.images) if args.images else find_assets_dir(args.assets).parent / "images"
-    photos = shared_photos(images)
-    if not photos:
-        raise InputFileError(f"no photos under {images}/faces or {images}/occluded")
-    model = load_head_model(args.model, assets=args.assets)
-    local = load_or_build_local_model(model) if uses_local_model(args.mode) else None
-    fitter = PartialFitter(model, local, FitSettings(mode=args.mode), RUN_TIME_TEXTURE)
+    photos, _, fitter = _shared_photos_and_fitter(args, args.mode)
     rows = []
     with atomic_output_dir(args.out) as tmp:
         (tmp / "overlays").mkdir()
