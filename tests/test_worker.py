@@ -371,7 +371,7 @@ def test_scene_hints_match_the_engine_camera_and_rig():
     off = h["weight_offsets"]
     for k, (j, w) in enumerate(zip(h["weight_joint"], h["weight_value"])):
         rebuilt[h["weight_vertices"][off[k]:off[k + 1]], j] = w
-    assert np.abs(rebuilt - model.skinning_weights).max() <= 5e-6 + 1e-9
+    assert np.abs(rebuilt - model.skinning_weights).max() <= 5e-5 + 1e-9
     assert h["visible"].sum() == (~res.occluded).sum()
 
 

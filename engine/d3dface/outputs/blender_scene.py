@@ -41,7 +41,7 @@ from .result_file import sample_spread
 
 SENSOR_MM = 36.0
 PLANE_BEHIND_HEAD_M = 0.3
-WEIGHT_STEP = 1e-5  # Blender's armature then skins as the engine does, to ~1e-7 m
+WEIGHT_STEP = 1e-4  # Blender's armature then skins as the engine does, to ~1e-6 m
 # low -> high spread: (weight, linear RGB) stops, dark blue, teal, yellow, red
 UNCERTAINTY_RAMP = ((0.0, (0.01, 0.02, 0.25)), (0.35, (0.0, 0.35, 0.35)), (0.7, (0.9, 0.75, 0.02)),
                     (1.0, (0.8, 0.02, 0.01)))
