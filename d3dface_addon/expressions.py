@@ -64,14 +64,12 @@ def read_weights_csv(path: str, key_names: list[str]) -> tuple[list[str], list[l
 
 
 def _fcurve(key, data_path: str):
-    """The F-curve animating ``data_path`` on the shape-key datablock, made if missing."""
+    """The F-curve animating ``data_path`` on the shape-key datablock, or None."""
     from bpy_extras import anim_utils
 
     ad = key.animation_data
-    if ad is None or ad.action is None or anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot) is None:
-        return None
-    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
-    return bag.fcurves.find(data_path)
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot) if ad and ad.action else None
+    return bag.fcurves.find(data_path) if bag is not None else None
 
 
 def import_weights_csv(obj, path: str, start_frame: int = 1) -> dict:

@@ -450,19 +450,18 @@ def _write_result_keys(obj, r: ResultData) -> None:
     uncertainty.write_uncertainty(obj, r.scene)
 
 
-def write_expression_keys(obj, r: ResultData) -> list[str]:
+def write_expression_keys(obj, r: ResultData) -> None:
     """One key per expression of ``blender_scene.npz`` (Basis plus its offset), at the photo's value
-    and with a slider range that covers it; returns their names."""
+    and with a slider range that covers it."""
     s = r.scene
     if not r.has_neutral or "expression_key_offsets" not in s:
-        return []
+        return
     basis = r.basis
     for nm, off, val, (lo, hi) in zip(s["expression_key_names"], s["expression_key_offsets"],
                                       s["expression_key_values"].tolist(), s["expression_key_ranges"].tolist()):
         kb = _set_key(obj, nm, basis + off)
         kb.slider_min, kb.slider_max = float(lo), float(hi)
         kb.value = float(val)
-    return list(s["expression_key_names"])
 
 
 def expression_key_names(obj) -> list[str]:

@@ -104,17 +104,22 @@ def fake_expression(m, neutral: np.ndarray):
 def pose_heads(m, neutral: np.ndarray, state) -> np.ndarray:
     """(..., V, 3) neutral heads with the state's expression and pose, by the engine's torch LBS
     with the state's joints (the forward direction the engine's ``neutralise`` inverts)."""
+    shaped = np.asarray(neutral, np.float64) + np.einsum("vce,e->vc", m.exprdirs.astype(np.float64), state.weights)
+    return skin(m.skinning_weights, m.parents, shaped, state.pose, state.joints).astype(np.float32)
+
+
+def skin(weights, parents, shaped: np.ndarray, pose: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """(..., V, 3) float64: LBS of shaped heads with given rest joints (J, 3), by the engine's torch
+    joint chain (no pose correctives: the open model has none)."""
     import torch
 
-    from d3dface.head_model.lbs import rigid_transforms, axis_angle_to_matrix
+    from d3dface.head_model.lbs import axis_angle_to_matrix, rigid_transforms
 
     t = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
-    shaped = t(neutral) + torch.einsum("vce,e->vc", t(m.exprdirs), t(state.weights))
-    R = axis_angle_to_matrix(t(state.pose).reshape(-1, 3))[None]
-    _, A = rigid_transforms(R, t(state.joints)[None], torch.as_tensor(m.parents, dtype=torch.long))
-    T = torch.einsum("vj,jab->vab", t(m.skinning_weights), A[0, :, :3, :])
-    out = torch.einsum("vab,...vb->...va", T[:, :, :3], shaped) + T[:, :, 3]
-    return out.numpy().astype(np.float32)
+    R = axis_angle_to_matrix(t(pose).reshape(-1, 3))[None]
+    _, A = rigid_transforms(R, t(joints)[None], torch.as_tensor(np.asarray(parents), dtype=torch.long))
+    T = torch.einsum("vj,jab->vab", t(weights), A[0, :, :3, :])
+    return (torch.einsum("vab,...vb->...va", T[:, :, :3], t(shaped)) + T[:, :, 3]).numpy()
 
 
 def reconstruct(image, mask="auto", samples=8, seed=0, device="auto", diversity=1.0, out_dir=None,
@@ -160,10 +165,11 @@ def write_scene(res, path: Path, model=None) -> Path:
 
 
 def interpolate(result_path, i, j, steps, device="auto", model=None):
-    """(steps, V, 3) between samples i and j (1-based) of a result file or an
-    interpolation_source.npz: the fake decode of the linearly interpolated latents."""
-    from d3dface.outputs.interpolation_source import load_interpolation_source
+    """(steps, V, 3) between samples i and j (1-based) of a result file, an
+    interpolation_source.npz or an InterpolationSource: the fake decode of the linearly
+    interpolated latents."""
+    from d3dface.outputs.interpolation_source import InterpolationSource, load_interpolation_source
 
-    src = load_interpolation_source(result_path)
+    src = result_path if isinstance(result_path, InterpolationSource) else load_interpolation_source(result_path)
     a = np.linspace(0, 1, steps, dtype=np.float32)[:, None, None]
     return fake_decode((1 - a) * src.latents[i - 1][None] + a * src.latents[j - 1][None], src.fit_vertices)

@@ -70,6 +70,18 @@ def evaluated(obj):
     return out.reshape(-1, 3).astype(np.float64)
 
 
+def eyes_at_rest(obj, rest: bool = True) -> None:
+    """Mute the rig's eye drivers and put the eyes at rest (the fit does not turn them), or
+    unmute them again (``rest=False``)."""
+    arm = obj.parent
+    for fc in (arm.animation_data.drivers if arm is not None and arm.animation_data else []):
+        fc.mute = rest
+    if rest:
+        for pb in (arm.pose.bones if arm is not None else []):
+            if pb.rotation_mode != "QUATERNION":
+                pb.rotation_euler = (0.0, 0.0, 0.0)
+
+
 def snapshot() -> dict:
     """Everything a Diverse3DFace job may touch, by name."""
     import bpy

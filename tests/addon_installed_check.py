@@ -12,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+from addon_helpers import evaluated, eyes_at_rest
 
 
 def reconstruct_and_summarise(mod: str, image: str, mask: str, samples: str) -> dict:
@@ -43,16 +44,8 @@ def reconstruct_and_summarise(mod: str, image: str, mask: str, samples: str) -> 
             fit = d["fit_vertices"]
         # what the object shows (keys at the photo's expression, the jaw on the rig; eye drivers
         # muted and the eyes at rest: the fit does not turn the eyes) against the fit
-        arm = obj.parent
-        for fc in (arm.animation_data.drivers if arm is not None and arm.animation_data else []):
-            fc.mute = True
-        for pb in (arm.pose.bones if arm is not None else []):
-            if pb.rotation_mode != "QUATERNION":
-                pb.rotation_euler = (0.0, 0.0, 0.0)
-        bpy.context.view_layer.update()
-        ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        shown = np.array([v.co[:] for v in ev.to_mesh().vertices])
-        ev.to_mesh_clear()
+        eyes_at_rest(obj)
+        shown = evaluated(obj)
         summary.update({
             "engine_dir": versions.get("engine_dir", ""), "versions": versions,
             "object": obj.name, "vertices": len(obj.data.vertices), "keys": keys, "result": result_path,

@@ -12,7 +12,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import evaluated, enable_from_source, snapshot, window  # noqa: E402
+from addon_helpers import evaluated, eyes_at_rest, enable_from_source, snapshot, window  # noqa: E402
 
 TOL_M = 1e-5
 
@@ -59,15 +59,6 @@ def rot(axis: int, angle: float) -> np.ndarray:
     return R
 
 
-def set_drivers_muted(obj, muted: bool) -> None:
-    """Mute (and zero) or unmute the eye bones' drivers."""
-    for fc in obj.parent.animation_data.drivers:
-        fc.mute = muted
-    if muted:
-        for side in ("left", "right"):
-            obj.parent.pose.bones[f"{side}_eye"].rotation_euler = (0.0, 0.0, 0.0)
-
-
 def test_the_scene_shows_the_fit_rebuilt_from_the_neutral_keys_and_rig(head):
     obj, res, scene = head
     names = [kb.name for kb in obj.data.shape_keys.key_blocks]
@@ -77,9 +68,9 @@ def test_the_scene_shows_the_fit_rebuilt_from_the_neutral_keys_and_rig(head):
     assert api.expression_keys(obj)[:52] == names[4:56]  # after Basis, Visible fit and the 2 samples
     for k, name in enumerate(str(n) for n in scene["expression_key_names"]):
         assert abs(obj.data.shape_keys.key_blocks[name].value - scene["expression_key_values"][k]) < 1e-6
-    set_drivers_muted(obj, True)  # the fit does not turn the eyes: without the eyeLook drivers it is exact
+    eyes_at_rest(obj)  # the fit does not turn the eyes: without the eyeLook drivers it is exact
     err = np.abs(evaluated(obj) - res["fit_vertices"]).max()
-    set_drivers_muted(obj, False)
+    eyes_at_rest(obj, rest=False)
     print(f"\nBlender (keys at the photo's values, jaw on the rig) vs the engine's fit: {err:.2g} m")
     assert err < TOL_M
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 
 from d3dface.head_model.load import default_model_path
@@ -45,14 +44,10 @@ def model_members(names, arkit: str) -> list[int]:
 def posed(model, shaped: np.ndarray, pose: np.ndarray, joints: np.ndarray) -> np.ndarray:
     """(V, 3) LBS of a shaped head with given rest joints (torch, float64; no pose correctives:
     the open model has none, checked)."""
-    from d3dface.head_model.lbs import axis_angle_to_matrix, rigid_transforms
+    from addon_fake_engine import skin
 
     assert np.abs(model["posedirs"]).max() == 0
-    t = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
-    R = axis_angle_to_matrix(t(pose).reshape(-1, 3))[None]
-    _, A = rigid_transforms(R, t(joints)[None], torch.as_tensor(model["parents"], dtype=torch.long))
-    T = torch.einsum("vj,jab->vab", t(model["skinning_weights"]), A[0, :, :3, :])
-    return (torch.einsum("vab,vb->va", T[:, :, :3], t(shaped)) + T[:, :, 3]).numpy()
+    return skin(model["skinning_weights"], model["parents"], shaped, pose, joints)
 
 
 def test_the_52_arkit_keys_come_first_and_the_model_halves_after(run):

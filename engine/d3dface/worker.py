@@ -250,12 +250,13 @@ class Worker:
         i, j, steps = int(args["i"]), int(args["j"]), int(args["steps"])  # 1-based sample numbers
         if steps < 2:
             raise D3DFaceError("interpolate needs at least 2 steps")
-        verts = np.asarray(self.engine().interpolate(str(result_path), i, j, steps, args["device"],
-                                                    model=args.get("model")), np.float32)
+        source = load_interpolation_source(result_path)  # read once: the decode and the neutral use it
+        verts = np.asarray(self.engine().interpolate(source, i, j, steps, args["device"], model=args.get("model")),
+                           np.float32)
         if cancel():
             raise Cancelled("cancelled")
         extra = {}
-        state = load_interpolation_source(result_path).expression
+        state = source.expression
         if state is not None:  # the heads without the run's expression, for an object whose Basis is neutral
             model = self.engine().get_engine(args.get("model"), args["device"]).model
             extra["neutral_vertices"] = neutralise(model, verts, state).astype(np.float32)

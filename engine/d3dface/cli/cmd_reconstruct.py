@@ -48,6 +48,7 @@ def register(sub) -> None:
 
 
 def run_reconstruct(args) -> int:
+    from ..outputs.texture_bake import TEXTURE_FILE
     from ..reconstruct import get_engine
 
     t0 = time.perf_counter()
@@ -62,9 +63,10 @@ def run_reconstruct(args) -> int:
         bar.close()
     t = result.timings
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in t.items())
-    extra = ", expressions/" if args.expressions else ""
-    print(f"wrote {args.out}: result.npz, fit and {result.num_samples} samples (.obj, .ply), texture.png, "
-          f"contact_sheet.png{extra}")
+    files = ["result.npz", f"fit and {result.num_samples} samples (.obj, .ply)",
+             *(["texture.png"] if (Path(args.out) / TEXTURE_FILE).is_file() else []), "contact_sheet.png",
+             *(["expressions/"] if args.expressions else [])]
+    print(f"wrote {args.out}: {', '.join(files)}")
     print(f"time {time.perf_counter() - t0:.1f} s ({stages}); device {engine.device}")
     return 0
 

@@ -34,9 +34,8 @@ def front_cover(vertices: np.ndarray, faces: np.ndarray, eyeball: np.ndarray) ->
     return float(hidden.mean())
 
 
-def key_offset(model, names: str) -> np.ndarray:
-    """(V, 3) offset of the keys ``"a+b"`` at weight 1 (``head_model/arkit.py``)."""
-    keys = expression_keys(model)
+def key_offset(model, keys, names: str) -> np.ndarray:
+    """(V, 3) offset of the keys ``"a+b"`` (of ``expression_keys(model)``) at weight 1."""
     combo = sum(keys.combos[keys.names.index(n)] for n in names.split("+"))
     return np.einsum("vce,e->vc", np.asarray(model.exprdirs, np.float64), combo)
 
@@ -45,6 +44,7 @@ def check_head(model, neutral: np.ndarray) -> dict:
     """The checks above for one neutral head (V, 3): {check name: {measure: value}}."""
     v0 = np.asarray(neutral, np.float64)
     F = np.asarray(model.faces)
+    keys = expression_keys(model)
     out = {}
     for side, key in (("left", "eyeBlinkLeft"), ("right", "eyeBlinkRight")):
         eye = np.asarray(model.regions[f"{side}_eyeball"])
@@ -52,7 +52,7 @@ def check_head(model, neutral: np.ndarray) -> dict:
         eye_f = np.flatnonzero(np.isin(F, eye).all(1))
         lid_f = np.flatnonzero(np.isin(F, lid).any(1) & ~np.isin(F, eye).any(1))
         centre, radius = fit_sphere(v0[eye])
-        v1 = v0 + key_offset(model, key)
+        v1 = v0 + key_offset(model, keys, key)
         pairs = [len(intersecting_triangle_pairs(v, F, lid_f, eye_f)) for v in (v0, v1)]
         inside = [int((points_inside_sphere(v[lid], centre, radius) > 0).sum()) for v in (v0, v1)]
         out[key] = {"lid_eyeball_pairs_neutral": pairs[0], "lid_eyeball_pairs": pairs[1],
@@ -62,7 +62,7 @@ def check_head(model, neutral: np.ndarray) -> dict:
     neutral_pairs = len(intersecting_triangle_pairs(v0, F, lips))
     for names in LIP_CHECKS:
         out[names] = {"lip_pairs_neutral": neutral_pairs,
-                      "lip_pairs": len(intersecting_triangle_pairs(v0 + key_offset(model, names), F, lips))}
+                      "lip_pairs": len(intersecting_triangle_pairs(v0 + key_offset(model, keys, names), F, lips))}
     return out
 
 

@@ -33,18 +33,14 @@ ARKIT_NAMES = (
     "noseSneerRight", "tongueOut",
 )
 RESIDUAL_KEY = "Photo expression (other modes)"
-_SIDE = re.compile(r"(?:_|\.)?(L|R|Left|Right|left|right)$")
+_SIDE = re.compile(r"[_.](L|R)$")
 
 
 def normalised(name: str) -> str:
-    """A lower-case name without separators, sides spelt ``left``/``right``: ``eyeBlink_L``,
-    ``EyeBlinkLeft`` and ``eye_blink_left`` all become ``eyeblinkleft``."""
-    m = _SIDE.search(name)
-    side = ""
-    if m and (m.group(0).startswith(("_", ".")) or m.group(1) in ("Left", "Right", "left", "right")):
-        side = "left" if m.group(1).lower().startswith("l") else "right"
-        name = name[:m.start()]
-    return re.sub(r"[^a-z0-9]", "", name.lower()) + side
+    """A lower-case name without separators, a ``_L``/``_R`` side spelt ``left``/``right``:
+    ``eyeBlink_L``, ``EyeBlinkLeft`` and ``eye_blink_left`` all become ``eyeblinkleft``."""
+    name = _SIDE.sub(lambda m: "Left" if m.group(1) == "L" else "Right", name.strip())
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 _ARKIT_BY_NORM = {normalised(n): n for n in ARKIT_NAMES}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from .model import HeadModel
 
@@ -22,11 +23,6 @@ class ExpressionState:
     weights: np.ndarray  # (E,) expression coefficients, the head model's order
     pose: np.ndarray  # (3J,) axis-angle per joint, radians (zeros(3) for a model without LBS)
     joints: np.ndarray  # (J, 3) rest joints of the fitted head, metres ((0, 3) without LBS)
-
-    @classmethod
-    def neutral(cls, model: HeadModel) -> "ExpressionState":
-        J = model.num_joints
-        return cls(np.zeros(model.num_expr), np.zeros(3 * max(J, 1)), np.zeros((J, 3)))
 
     @classmethod
     def from_fit(cls, model: HeadModel, params: dict, unposed: np.ndarray) -> "ExpressionState":
@@ -42,14 +38,14 @@ class ExpressionState:
         joints = np.asarray(model.joint_regressor, np.float64) @ np.asarray(unposed, np.float64)
         return cls(w, pose, joints)
 
-    def as_arrays(self, prefix: str = "") -> dict:
-        return {f"{prefix}expression_weights": self.weights.astype(np.float64), f"{prefix}pose": self.pose.astype(np.float64),
-                f"{prefix}rest_joints": self.joints.astype(np.float64)}
+    def as_arrays(self) -> dict:
+        return {"expression_weights": self.weights.astype(np.float64), "pose": self.pose.astype(np.float64),
+                "rest_joints": self.joints.astype(np.float64)}
 
     @classmethod
-    def from_arrays(cls, d, prefix: str = "") -> "ExpressionState | None":
+    def from_arrays(cls, d) -> "ExpressionState | None":
         """From ``as_arrays`` keys in a mapping (an .npz); None when they are absent."""
-        keys = [f"{prefix}{k}" for k in ("expression_weights", "pose", "rest_joints")]
+        keys = ("expression_weights", "pose", "rest_joints")
         if not all(k in d for k in keys):
             return None
         w, p, j = (np.asarray(d[k], np.float64) for k in keys)
@@ -57,15 +53,8 @@ class ExpressionState:
 
 
 def rotation_matrices(rotvecs: np.ndarray) -> np.ndarray:
-    """(N, 3) axis-angle -> (N, 3, 3) rotations (Rodrigues)."""
-    r = np.asarray(rotvecs, np.float64).reshape(-1, 3)
-    theta = np.linalg.norm(r, axis=1)
-    k = np.where(theta[:, None] > 1e-12, r / np.maximum(theta, 1e-12)[:, None], 0.0)
-    K = np.zeros((len(r), 3, 3))
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
-    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
-    return np.eye(3) + s * K + (1 - c) * K @ K
+    """(N, 3) axis-angle (any shape of 3N values) -> (N, 3, 3) rotations."""
+    return Rotation.from_rotvec(np.asarray(rotvecs, np.float64).reshape(-1, 3)).as_matrix()
 
 
 def joint_transforms(model: HeadModel, state: ExpressionState) -> np.ndarray:

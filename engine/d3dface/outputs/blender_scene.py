@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..head_model.expression_split import rotation_matrices
 from .expression_rig import bone_frames, expression_key_hints, eye_driver_hints, pose_quaternions
 from .result_file import sample_spread
 
@@ -79,14 +80,8 @@ def group_weights(weights: np.ndarray, step: float = WEIGHT_STEP) -> dict:
 
 
 def axis_angle_matrix(rotvec) -> np.ndarray:
-    """(3,) axis-angle -> (3, 3) rotation (Rodrigues)."""
-    r = np.asarray(rotvec, np.float64)
-    theta = float(np.linalg.norm(r))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = r / theta
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(theta) * K + (1 - np.cos(theta)) * K @ K
+    """(3,) axis-angle -> (3, 3) rotation."""
+    return rotation_matrices(rotvec)[0]
 
 
 def crop_to_photo(camera: dict, crop_box) -> dict:

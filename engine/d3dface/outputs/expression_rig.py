@@ -24,6 +24,7 @@ Arrays added to ``blender_scene.npz`` (K keys, V vertices, J joints, D driven ch
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ..head_model.arkit import expression_keys, photo_weights
 from ..head_model.expression_split import ExpressionState, rotation_matrices
@@ -68,22 +69,9 @@ def pose_quaternions(frames: np.ndarray, state: ExpressionState) -> np.ndarray:
     """(J, 4) w, x, y, z pose-bone rotations of the state's pose, for rest frames (J, 3, 3)."""
     R = rotation_matrices(state.pose)
     local = np.einsum("jba,jbc,jcd->jad", frames, R, frames)
-    return np.stack([_quaternion(m) for m in local])
-
-
-def _quaternion(m: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> unit quaternion (w, x, y, z), w >= 0."""
-    w = np.sqrt(max(0.0, 1.0 + np.trace(m))) / 2.0
-    if w > 1e-6:
-        q = np.array([w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w)])
-    else:  # a half turn: from the largest diagonal term
-        i = int(np.argmax(np.diag(m)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = np.sqrt(max(0.0, 1.0 + m[i, i] - m[j, j] - m[k, k])) * 2.0
-        q = np.zeros(4)
-        q[0], q[1 + i], q[1 + j], q[1 + k] = (m[k, j] - m[j, k]) / s, s / 4, (m[j, i] + m[i, j]) / s, (m[k, i] + m[i, k]) / s
-    q = q / np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
+    xyzw = Rotation.from_matrix(local).as_quat()
+    q = np.concatenate([xyzw[:, 3:], xyzw[:, :3]], 1)
+    return np.where(q[:, :1] < 0, -q, q)
 
 
 def eye_driver_hints(joint_names, frames: np.ndarray, key_names) -> dict:
