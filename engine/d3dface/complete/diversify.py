@@ -16,26 +16,28 @@ latents are not N(0, I) on their own).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import torch
+from scipy.stats import chi2
 
 from ..errors import Cancelled
 from .dpp import dpp_terms
 from .settings import DiversifySettings
 
-__all__ = ["Cancelled", "DiversifyResult", "DiversifySettings", "diversify", "diversify_linear", "optimise_diverse"]
+__all__ = ["Cancelled", "DiversifyResult", "DiversifySettings", "diversify", "diversify_gaussian", "diversify_linear",
+           "optimise_diverse"]
 
 
 @dataclass
 class DiversifyResult:
     samples: np.ndarray  # (M, V, 3) metres
-    latents: np.ndarray  # (M, 10, 64)
-    mu: np.ndarray  # (10, 64)
-    logvar: np.ndarray  # (10, 64)
-    mean_completion: np.ndarray  # (V, 3) decode(mu), metres
+    latents: np.ndarray  # (M, 10, 64) Mesh-VAE; (M, 1, K) the "gaussian" model's whitened coefficients
+    mu: np.ndarray  # (10, 64) or (1, K): the posterior's mean
+    logvar: np.ndarray  # (10, 64) or (1, K): its log variance (0 for "gaussian": whitened)
+    mean_completion: np.ndarray  # (V, 3) decode(mu), metres (the fit itself for "gaussian")
     history: dict = field(default_factory=dict)  # loss terms per iteration
     seconds: float = 0.0
 
@@ -53,10 +55,12 @@ def optimise_diverse(decode: Callable[[torch.Tensor], torch.Tensor], params: tor
                      exclude_from_dpp: torch.Tensor | None = None,
                      photometric: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      progress: Callable[[str, float], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
+                     cancel: Callable[[], bool] | None = None,
+                     guard: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """The optimisation of Algorithm 2 for any decoder: ``params`` (M, ...) -> ``decode`` -> (M, V, 3).
 
-    ``standardise`` maps params to the space where the prior is N(0, I) (for the quality term).
+    ``standardise`` maps params to the space where the prior is N(0, I) (for the quality term);
+    ``guard`` (params -> scalar) an extra plausibility penalty, added as it is.
     Returns the optimised params (detached) and the loss history."""
     st = settings
     dev = partial.device
@@ -67,7 +71,7 @@ def optimise_diverse(decode: Callable[[torch.Tensor], torch.Tensor], params: tor
     dpp_vertices = occ if exclude_from_dpp is None else occ & ~exclude_from_dpp.to(dev).bool()
     use_dpp = z.shape[0] >= 2 and bool(dpp_vertices.any()) and st.diversity > 0
     opt = torch.optim.Adam([z], lr=st.lr)
-    history = {"l_s": [], "l_dpp": [], "l_pho": [], "expected_size": []}
+    history = {"l_s": [], "l_dpp": [], "l_pho": [], "expected_size": [], "guard": []}
     target = partial[None]
     n_vis = vis.sum().clamp(min=1)
     for it in range(st.iterations):
@@ -86,6 +90,10 @@ def optimise_diverse(decode: Callable[[torch.Tensor], torch.Tensor], params: tor
             l_pho = photometric(x)
             loss = loss + st.lambda_pho * l_pho
             history["l_pho"].append(float(l_pho.detach()))
+        if guard is not None:
+            g = guard(z)
+            loss = loss + g
+            history["guard"].append(float(g.detach()))
         loss.backward()
         opt.step()
         history["l_s"].append(float(l_s.detach()))
@@ -145,3 +153,52 @@ def diversify_linear(basis: torch.Tensor, coef0: torch.Tensor, partial: torch.Te
     c, _ = optimise_diverse(decode, start, partial, occluded, st, None, exclude_from_dpp)
     with torch.no_grad():
         return decode(c).cpu().numpy(), c.cpu().numpy()
+
+
+def diversify_gaussian(prior, partial: torch.Tensor, occluded: torch.Tensor, settings: DiversifySettings | None = None,
+                       exclude_from_dpp: torch.Tensor | None = None,
+                       progress: Callable[[str, float], None] | None = None,
+                       cancel: Callable[[], bool] | None = None) -> DiversifyResult:
+    """Algorithm 2 with the "gaussian" completion (``region_prior.py``): samples S_m + G eps, eps
+    the posterior's whitened coefficients, drawn from N(0, I) and diversified by the same loss.
+    prior: a ``RegionPrior``; occluded (V,) bool: what the completion may change.
+
+    The DPP's quality term bounds |eps| over all K coefficients, so the DPP could take the length
+    of the many directions that hardly touch the hidden part and put it on the few that move it
+    most (8-10 sigma along one, measured). The guard bounds instead the length in the subspace
+    that holds ``guard_variance`` of the hidden part's posterior variance (principal directions,
+    eigenvectors of G_h^T G_h): |z_top| at most the chi (``guard_mass``) radius of its dimension,
+    a quadratic penalty beyond. The coordinates are optimised in that rotated basis."""
+    st = settings or DiversifySettings()
+    t0 = time.perf_counter()
+    dev = partial.device
+    occ = occluded.to(dev).bool()
+    cond = prior.condition(~occ)
+    K = cond.num_coefficients
+    gen = torch.Generator(device="cpu").manual_seed(st.seed)
+    eps0 = st.init_spread * torch.randn((st.samples, K), generator=gen).to(dev)
+    base = partial[None]
+    ps = prior.settings  # the guard's settings are the prior's own
+    guard, rotate, top = None, (lambda z: z), 0
+    if ps.guard_mass > 0 and bool(occ.any()):
+        Gh = cond.G.view(-1, 3, K)[occ].reshape(-1, K).double()
+        evals, Q = torch.linalg.eigh(Gh.T @ Gh)  # ascending
+        evals, Q = evals.flip(0).clamp_min(0), Q.flip(1).to(eps0.dtype)  # (K, K) orthogonal: z = eps Q
+        top = int(torch.searchsorted(torch.cumsum(evals, 0) / evals.sum().clamp_min(1e-30),
+                                     torch.tensor(ps.guard_variance, dtype=evals.dtype)).item()) + 1
+        radius = float(np.sqrt(chi2.ppf(ps.guard_mass, min(top, K))))
+        rotate = lambda z: z @ Q.T  # noqa: E731
+        eps0 = eps0 @ Q  # the same draws, in the rotated basis (also N(0, I))
+        guard = lambda z: ps.guard_weight * torch.relu(z[:, :top].norm(dim=1) - radius).pow(2).mean()  # noqa: E731
+    decode = lambda z: base + cond.decode(rotate(z))  # noqa: E731
+    z, history = optimise_diverse(decode, eps0, partial, occluded, replace(st, lr=ps.lr), None, exclude_from_dpp, None,
+                                  progress, cancel, guard)
+    with torch.no_grad():
+        samples = decode(z)
+        eps = rotate(z)
+    history["guard_dimensions"] = top
+    zeros = np.zeros((1, K), np.float32)
+    return DiversifyResult(
+        samples=samples.cpu().numpy(), latents=eps.cpu().numpy()[:, None, :], mu=zeros, logvar=zeros,
+        mean_completion=partial.cpu().numpy(), history=history, seconds=time.perf_counter() - t0,
+    )

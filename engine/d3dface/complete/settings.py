@@ -14,6 +14,10 @@ QualityMode = Literal["chi2", "paper", "none"]
 DEFAULT_SAMPLES = 8  # M, the completions of one photo
 MAX_SAMPLES = 64  # the most completions one job makes (memory and time grow linearly with M)
 JOIN_METHODS = ("laplacian", "smoothstep")  # how samples join the fit where seen (stitching.py)
+# what draws the completions: "gaussian", the fit plus offsets from a prior whose face regions
+# vary on their own, conditioned exactly on the seen part (region_prior.py); "vae", the Mesh-VAE
+# (mesh_vae.py). Chosen by measurement: README, "Completion models".
+COMPLETION_MODELS = ("gaussian", "vae")
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,30 @@ class DPPSettings:
 
 
 @dataclass(frozen=True)
+class RegionPriorSettings:
+    """The "gaussian" completion's prior (region_prior.py)."""
+
+    identity_sigma: float = 1.0  # std of each region's identity coefficients (the model's own)
+    expression_sigma: float = 0.3  # std of each expression weight around the fit's
+    # weight of the smoothness precision, relative to the coefficients' (0: none); 5 measured on
+    # the shared photos against 1-100: creases 0.1-2.9 per sample, where 1 gives 8-12 and 0 gives 50-108
+    bending: float = 5.0
+    noise_m: float = 1e-4  # metres: how closely a completion keeps to the fit where seen
+    # the plausibility guard (diversify.diversify_gaussian): in the subspace holding this share of
+    # the hidden part's posterior variance, a sample's whitened length stays within the chi radius
+    # holding ``guard_mass`` of the prior (0: off)
+    guard_variance: float = 0.99
+    guard_mass: float = 0.9
+    guard_weight: float = 1.0  # weight of the guard's quadratic penalty (per unit of length beyond)
+    # Adam's step for the whitened coefficients, in place of DiversifySettings.lr (the Mesh-VAE's
+    # 1e-2 would move a principal coordinate at most 1 sigma in 100 steps); measured on
+    # glasses_woman against 0.01 and 0.05: ASD-O 0.93 vs 0.57 / 0.84 mm, creases 1.9 vs 0.4 / 2.6
+    lr: float = 0.1
+
+
+@dataclass(frozen=True)
 class DiversifySettings:
+    model: str = COMPLETION_MODELS[0]  # what draws the completions: COMPLETION_MODELS
     samples: int = DEFAULT_SAMPLES  # M
     iterations: int = 100  # the authors run 300 on a GPU; see the README's performance notes
     lr: float = 1e-2  # Adam, as the authors
@@ -37,6 +64,7 @@ class DiversifySettings:
     diversity: float = 1.0  # user-facing strength: multiplies lambda_dpp
     init_spread: float = 1.0  # scales sigma of the initial draws
     dpp: DPPSettings = field(default_factory=DPPSettings)
+    prior: RegionPriorSettings = field(default_factory=RegionPriorSettings)  # model "gaussian" only
     seed: int = DEFAULT_SEED
 
 
