@@ -3,7 +3,7 @@
     from bl_ext.user_default.d3dface import api       # installed extension
     obj = api.reconstruct("/path/face.jpg", samples=8, mask="auto", seed=0)
     api.interpolate(obj, 1, 3, steps=5)                # adds "Interp 01-03 0.25" ...
-    api.shape_key_names(obj); api.latents(obj)         # (M, 10, 64)
+    api.shape_key_names(obj); api.latents(obj)         # (M, 1, K) or, Mesh-VAE runs, (M, 10, 64)
     api.export_head(obj, "/path/head.glb")             # or format="fbx": every shape key
     api.expression_keys(obj)                           # the 52 ARKit keys, then the model's halves
     api.set_expression(obj, "neutral")                 # or "photo": the fitted expression and jaw
@@ -82,7 +82,8 @@ def shape_key(obj, name: str):
 
 
 def latents(obj):
-    """(M, 10, 64) latents of the object's samples."""
+    """The latents of the object's samples: (M, 1, K) whitened prior coefficients of a "gaussian"
+    run (the default), (M, 10, 64) of a Mesh-VAE run."""
     return scene_writer.stored_latents(obj)
 
 

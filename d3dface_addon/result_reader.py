@@ -23,7 +23,7 @@ class ResultData:
     fit: np.ndarray  # (V, 3) float32
     visible_fit: np.ndarray  # (V, 3)
     samples: np.ndarray  # (M, V, 3)
-    latents: np.ndarray  # (M, 10, 64)
+    latents: np.ndarray  # (M, 1, K) "gaussian" or (M, 10, 64) Mesh-VAE
     mu: np.ndarray
     logvar: np.ndarray
     occluded: np.ndarray  # (V,) bool

@@ -178,7 +178,7 @@ def stored(obj) -> dict:
 
 
 def stored_latents(obj) -> np.ndarray:
-    """(M, 10, 64) latents of the object's samples, in "Sample NN" order."""
+    """(M, ...) latents of the object's samples, in "Sample NN" order."""
     d = stored(obj)
     return np.asarray(d["latents"], np.float32).reshape(-1, *d["latent_shape"])
 
@@ -504,6 +504,11 @@ def add_samples(obj, r: ResultData):
     """The new result's samples are appended after the object's last "Sample NN" key."""
     check_target(obj, r)
     d = stored(obj)
+    shape = list(d.get("latent_shape", r.latents.shape[1:]))
+    if shape != list(r.latents.shape[1:]):
+        # one object stores one kind of latent: a Mesh-VAE run's and a "gaussian" run's differ
+        raise ValueError(f"the object's samples have latents {tuple(shape)}, the new run's {tuple(r.latents.shape[1:])} "
+                         "(another completion model): use Replace samples or a new object")
     existing = d.get("sample_keys", [])
     first = len(existing) + 1
     names = [sample_key_name(first + k) for k in range(r.num_samples)]

@@ -83,8 +83,9 @@ def test_same_seed_same_samples_and_cancel(engine, partial):
         diversify(engine.vae, v, occ, st, cancel=lambda: True)
 
 
-def test_reconstruct_library_call_and_interpolation(engine, tmp_path):
-    st = ReconstructConfig.create(samples=3, seed=0, mask=str(MASK), iterations=20)
+@pytest.mark.parametrize("completion", ["gaussian", "vae"])
+def test_reconstruct_library_call_and_interpolation(engine, tmp_path, completion):
+    st = ReconstructConfig.create(samples=3, seed=0, mask=str(MASK), iterations=20, completion=completion)
     stages = []
     result, path = engine.reconstruct(PHOTO, st, tmp_path / "rec", progress=lambda s, f: stages.append(f))
     assert path == tmp_path / "rec" / "result.npz" and path.is_file()
@@ -95,9 +96,14 @@ def test_reconstruct_library_call_and_interpolation(engine, tmp_path):
     assert len(list((tmp_path / "rec" / "samples").iterdir())) == 7  # 3 x (.obj, .ply) and head.mtl
     loaded = ReconstructionResult.load(path)
     np.testing.assert_array_equal(loaded.samples, result.samples)
-    assert loaded.samples.shape == (3, 5023, 3) and loaded.latents.shape == (3, 10, 64)
-    # visible fit: S_m where the photo shows the face, the VAE's mean completion elsewhere
+    K = engine.region_prior().num_coefficients
+    assert loaded.samples.shape == (3, 5023, 3) and loaded.settings["completion_model"] == completion
+    assert loaded.latents.shape == ((3, 1, K) if completion == "gaussian" else (3, 10, 64))
+    # visible fit: S_m where the photo shows the face, the posterior's mean elsewhere (the fit
+    # itself for the region prior, the VAE's mean completion for the Mesh-VAE)
     np.testing.assert_array_equal(loaded.visible_fit_vertices[~loaded.occluded], loaded.fit_vertices[~loaded.occluded])
+    if completion == "gaussian":
+        np.testing.assert_array_equal(loaded.visible_fit_vertices, loaded.fit_vertices)
     # interpolation: the end points decode to the samples themselves
     alphas, verts = engine.interpolate(path, 1, 3, 4)
     np.testing.assert_allclose(alphas, [0, 1 / 3, 2 / 3, 1])

@@ -8,7 +8,8 @@ setting (as for the join below) or moves BASELINE to the commit that made the ch
 
 BASELINE moved to 374f715 (issue 18): the fit's landmarks (our 478-point MediaPipe embedding),
 its default mode (full+local) and its albedo (no mean texture) changed on purpose; earlier the
-baseline was 124b163, run here with its smoothstep join."""
+baseline was 124b163, run here with its smoothstep join. Issue 17 made the "gaussian" completion
+the default: this checkout runs here with the baseline's Mesh-VAE completion."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ import d3dface
 from d3dface.config import ReconstructConfig
 from d3dface.reconstruct import get_engine
 photo, mask, out = sys.argv[1:4]
-cfg = ReconstructConfig.create(mask=mask, samples=3, seed=5, iterations=15, device="cpu")
+cfg = ReconstructConfig.create(mask=mask, samples=3, seed=5, iterations=15, device="cpu", completion="vae")
 get_engine(None, "cpu").reconstruct(photo, cfg, out)
 print(json.dumps({"engine": d3dface.__file__}))
 """

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from .complete.settings import DEFAULT_SAMPLES, JOIN_METHODS, MAX_SAMPLES, DiversifySettings, StitchSettings
+from .complete.settings import COMPLETION_MODELS, DEFAULT_SAMPLES, JOIN_METHODS, MAX_SAMPLES, DiversifySettings, StitchSettings
 from .defaults import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, is_device_name
 from .errors import D3DFaceError
 from .fit.settings import FIT_MODES, FitSettings
 from .inputs.settings import BACKENDS, InputSettings
 
-__all__ = ["BACKENDS", "DEFAULT_DEVICE", "DEFAULT_SAMPLES", "DEFAULT_SEED", "DEVICES", "FIT_MODES", "INTERPOLATION_STEPS",
+__all__ = ["BACKENDS", "COMPLETION_MODELS", "DEFAULT_DEVICE", "DEFAULT_SAMPLES", "DEFAULT_SEED", "DEVICES", "FIT_MODES", "INTERPOLATION_STEPS",
            "JOIN_METHODS", "MASK_KEYWORDS", "MAX_SAMPLES", "PathSettings", "ReconstructConfig"]
 
 MASK_KEYWORDS = ("auto", "none")  # besides a mask image path
@@ -59,13 +59,14 @@ class ReconstructConfig:
     @classmethod
     def create(cls, *, samples=None, seed=None, mask=None, backend=None, diversity=None, iterations=None,
                fit_mode=None, device=None, stitch=None, join=None, model=None, assets=None, vae=None,
-               expressions=None) -> "ReconstructConfig":
+               expressions=None, completion=None) -> "ReconstructConfig":
         """The tree from the flat options a user gives (None: the default). Validated."""
         base = cls()
         given = lambda v, default: default if v is None else v  # noqa: E731
         inputs = replace(base.inputs, masks=replace(base.inputs.masks, occlusion=str(given(mask, base.inputs.masks.occlusion))),
                          landmarks=replace(base.inputs.landmarks, backend=given(backend, base.inputs.landmarks.backend)))
-        completion = replace(base.completion, samples=int(given(samples, base.completion.samples)),
+        completion = replace(base.completion, model=str(given(completion, base.completion.model)),
+                             samples=int(given(samples, base.completion.samples)),
                              diversity=float(given(diversity, base.completion.diversity)),
                              iterations=int(given(iterations, base.completion.iterations)))
         cfg = cls(seed=int(given(seed, base.seed)), device=str(given(device, base.device)), inputs=inputs,
@@ -98,6 +99,8 @@ class ReconstructConfig:
             raise D3DFaceError(f"iterations must be at least 1, not {c.iterations}")
         if c.diversity < 0:
             raise D3DFaceError(f"diversity must be 0 or more, not {c.diversity}")
+        if c.model not in COMPLETION_MODELS:
+            raise D3DFaceError(f"unknown completion model {c.model!r} ({', '.join(COMPLETION_MODELS)})")
         if self.fit.mode not in FIT_MODES:
             raise D3DFaceError(f"unknown fit mode {self.fit.mode!r} ({', '.join(FIT_MODES)})")
         if self.backend not in BACKENDS:

@@ -25,8 +25,9 @@ import torch
 
 from . import __version__
 from .atomic import atomic_output_dir
-from .complete.diversify import Cancelled, diversify, latent_statistics
-from .complete.settings import StitchSettings
+from .complete.diversify import Cancelled, diversify, diversify_gaussian, latent_statistics
+from .complete.region_prior import RegionPrior
+from .complete.settings import RegionPriorSettings, StitchSettings
 from .complete.stitching import join_to_fit
 from .complete.vae_checkpoint import load_default_vae, load_vae
 from .devices import resolve_device
@@ -80,6 +81,7 @@ class ReconstructionEngine:
         self._local = None
         self._vae = None
         self._stats = None
+        self._priors: dict = {}
         self._fitters: dict = {}
 
     @property
@@ -109,6 +111,12 @@ class ReconstructionEngine:
             self._stats = latent_statistics(self.vae, meshes)
         return self._stats
 
+    def region_prior(self, settings: RegionPriorSettings = RegionPriorSettings()) -> RegionPrior:
+        """The "gaussian" completion's prior for these settings, made once and kept."""
+        if settings not in self._priors:
+            self._priors[settings] = RegionPrior(self.model, settings, self.device)
+        return self._priors[settings]
+
     def fitter(self, settings: FitSettings | str = FitSettings.mode) -> PartialFitter:
         """The partial fitter for these settings (or this mode with default settings), made once
         and kept; the fit runs on the engine's device."""
@@ -127,6 +135,9 @@ class ReconstructionEngine:
         # the landmark detector (MediaPipe's graph initialises on its first image)
         get_backend(cfg.backend, cfg.inputs.landmarks).detect(np.zeros((64, 64, 3), np.uint8))
         self.fitter(cfg.fit)
+        if cfg.completion.model == "gaussian":
+            self.region_prior(cfg.completion.prior)
+            return
         self.latent_stats()
         # the decoder's cached sparse matrices and their transposes (built on first use, ~1 s
         # on a CPU), so that the first job does not pay for them; no effect on results
@@ -197,23 +208,32 @@ class ReconstructionEngine:
             inputs = prepare_face_inputs(image, mask="none", backend=cfg.backend, settings=cfg.inputs)
         return inputs
 
-    def _complete(self, fit, cfg: ReconstructConfig, progress, cancel):
-        """Algorithm 2 on the fit: M latents diversified on the occluded face (eyeballs and
-        everything outside the face region left out of the DPP term)."""
-        dev = self.device
-        eyes = torch.zeros(self.model.num_vertices, dtype=torch.bool, device=dev)
+    def dpp_excluded(self) -> torch.Tensor:
+        """(V,) bool on the device: the eyeballs and everything outside the face region, which the
+        DPP term leaves out."""
+        eyes = torch.zeros(self.model.num_vertices, dtype=torch.bool, device=self.device)
         eyes[eyeball_vertices(self.model)] = True
         not_face = torch.ones_like(eyes)
         not_face[self.model.regions["face"]] = False
-        return diversify(
-            self.vae, torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev),
-            replace(cfg.completion, seed=cfg.seed), latent_stats=self.latent_stats(), exclude_from_dpp=eyes | not_face,
-            progress=progress, cancel=cancel,
-        )
+        return eyes | not_face
+
+    def _complete(self, fit, cfg: ReconstructConfig, progress, cancel):
+        """Algorithm 2 on the fit: M completions diversified on the occluded face, by the
+        configured completion model."""
+        dev = self.device
+        S, occ = torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev)
+        st = replace(cfg.completion, seed=cfg.seed)
+        if st.model == "gaussian":  # it varies only what the occluder hides (the authors' "visible" set)
+            hidden = torch.as_tensor(fit.completion_hidden, device=dev)
+            return diversify_gaussian(self.region_prior(st.prior), S, hidden, st, self.dpp_excluded(), progress, cancel)
+        return diversify(self.vae, S, occ, st, latent_stats=self.latent_stats(), exclude_from_dpp=self.dpp_excluded(),
+                         progress=progress, cancel=cancel)
 
     def _result(self, image, cfg: ReconstructConfig, inputs, fit, div, notes, timings) -> ReconstructionResult:
-        """The result: the samples stitched to the fit where seen (when asked), the raw ones beside."""
-        occ = fit.occluded
+        """The result: the samples stitched to the fit where seen (when asked), the raw ones beside.
+        Its ``occluded`` is what the completion varied: M_o^v for the Mesh-VAE, the vertices the
+        occluder hides for "gaussian" (``FitResult.completion_hidden``)."""
+        occ = fit.completion_hidden if cfg.completion.model == "gaussian" else fit.occluded
         samples = div.samples
         if cfg.stitch.enabled:
             samples = join_to_fit(div.samples, fit.vertices, occ, self.model.faces, cfg.stitch.method, cfg.stitch.rings)
@@ -221,7 +241,7 @@ class ReconstructionEngine:
         state = ExpressionState.from_fit(self.model, fit.params, fit.unposed_vertices)
         neutral = lambda v: neutralise(self.model, v, state).astype(np.float32)  # noqa: E731
         c = cfg.completion
-        settings = {"samples": c.samples, "seed": cfg.seed, "mask": cfg.mask, "backend": cfg.backend,
+        settings = {"completion_model": c.model, "samples": c.samples, "seed": cfg.seed, "mask": cfg.mask, "backend": cfg.backend,
                     "diversity": c.diversity, "iterations": c.iterations, "fit_mode": cfg.fit.mode,
                     "stitch": cfg.stitch.enabled, "stitch_method": cfg.stitch.method, "stitch_rings": cfg.stitch.rings, "device": str(self.device),
                     "landmark_backend": inputs.landmarks.backend, "face_count": inputs.landmarks.face_count,
@@ -259,12 +279,25 @@ class ReconstructionEngine:
         zi, zj = (torch.as_tensor(res.latents[k - 1], device=self.device) for k in (i, j))
         a = torch.as_tensor(alphas, dtype=zi.dtype, device=self.device)[:, None, None]
         with torch.no_grad():
-            verts = self.vae.decode((1 - a) * zi + a * zj).cpu().numpy()
+            verts = self._decode(res, (1 - a) * zi + a * zj).cpu().numpy()
         if res.settings.get("stitch", False):
             # results written before the Laplacian join existed were joined by smoothstep
             verts = join_to_fit(verts, res.fit_vertices, res.occluded, faces, res.settings.get("stitch_method", "smoothstep"),
                                 int(res.settings.get("stitch_rings", StitchSettings.rings)))
         return alphas, verts
+
+    def _decode(self, res, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (K, ...) of a run -> vertices (K, V, 3): its Mesh-VAE's, or for a "gaussian" run
+        (whitened coefficients (K, 1, C)) the fit plus the posterior's offsets, conditioned again
+        on the run's occlusion (results older than "completion_model" are Mesh-VAE runs)."""
+        if res.settings.get("completion_model", "vae") != "gaussian":
+            return self.vae.decode(latents)
+        prior = self.region_prior(RegionPriorSettings(**res.settings.get("config", {}).get("completion", {}).get("prior", {})))
+        if latents.shape[-1] != prior.num_coefficients:
+            raise D3DFaceError(f"the run has {latents.shape[-1]} prior coefficients; this head model's prior {prior.num_coefficients}")
+        cond = prior.condition(~torch.as_tensor(res.occluded, device=self.device))
+        fit = torch.as_tensor(res.fit_vertices, device=self.device)[None]
+        return fit + cond.decode(latents.reshape(latents.shape[0], -1))
 
 
 def _raise_if(check) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output_dir, write_atomic
-from ..config import INTERPOLATION_STEPS, JOIN_METHODS, MAX_SAMPLES, ReconstructConfig
+from ..config import COMPLETION_MODELS, INTERPOLATION_STEPS, JOIN_METHODS, MAX_SAMPLES, ReconstructConfig
 from ..outputs.mesh_files import write_mesh
 from .common import MODEL_HELP, StageProgress, add_backend, add_device
 
@@ -25,6 +25,9 @@ def register(sub) -> None:
                    help="strength of the DPP term, 0 = no diversification (default: %(default)s)")
     p.add_argument("--iterations", type=int, default=d.completion.iterations,
                    help="diversification iterations (default: %(default)s)")
+    p.add_argument("--completion", default=d.completion.model, choices=COMPLETION_MODELS,
+                   help="what draws the completions: gaussian (the fit plus offsets from a prior whose face regions vary "
+                        "on their own, conditioned on what the photo shows) or vae (the Mesh-VAE) (default: %(default)s)")
     p.add_argument("--join", default=d.stitch.method, choices=JOIN_METHODS,
                    help="how each sample joins the fit where the photo shows the face: laplacian (no crease) or "
                         "smoothstep (the former default) (default: %(default)s)")
@@ -54,7 +57,7 @@ def run_reconstruct(args) -> int:
     t0 = time.perf_counter()
     cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=args.mask, backend=args.backend,
                                    diversity=args.diversity, iterations=args.iterations, device=args.device, join=args.join,
-                                   model=args.model, expressions=args.expressions)
+                                   model=args.model, expressions=args.expressions, completion=args.completion)
     engine = get_engine(args.model, cfg.device)
     bar = StageProgress()
     try:

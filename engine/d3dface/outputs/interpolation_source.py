@@ -4,7 +4,8 @@ it stores on a head object (so that Interpolate works after the cache folder is 
 
 Arrays of the file (M samples of one run, V vertices; metres, FLAME axes):
 - ``format`` "d3dface-interpolation-source", ``version`` 1
-- ``latents`` (M, 10, 64) float32: the run's sample latents, in the run's order (i, j are 1-based)
+- ``latents`` (M, 1, K) or (M, 10, 64) float32: the run's sample latents ("gaussian" or Mesh-VAE), in
+  the run's order (i, j are 1-based)
 - ``fit_vertices`` (V, 3) float32: the run's partial fit, which decoded samples are joined to
 - ``occluded`` (V,) bool: M_o^v of the run
 - ``settings_json``: the run's settings (``stitch``, ``stitch_method``, ``stitch_rings`` matter)
@@ -35,7 +36,7 @@ VERSION = 1
 
 @dataclass
 class InterpolationSource:
-    latents: np.ndarray  # (M, 10, 64) float32
+    latents: np.ndarray  # (M, 1, K) or (M, 10, 64) float32
     fit_vertices: np.ndarray  # (V, 3) float32, metres
     occluded: np.ndarray  # (V,) bool
     settings: dict = field(default_factory=dict)
