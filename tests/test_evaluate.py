@@ -18,14 +18,21 @@ def test_quick_evaluation_orders_the_methods(tmp_path):
     assert {p.name for p in out.iterdir()} == {"table.md", "table.csv", "rows.json", "chart.png"}
     rows = {(r["method"], r["occluder"]): {k: float(v) for k, v in r.items() if k.endswith("mm") or k == "asd_ratio"}
             for r in csv.DictReader(open(out / "table.csv"))}
-    overall = {m: rows[(m, "overall")] for m in ("global+dpp", "global_local+dpp", "vae", "ours", "ours+stitch")}
-    # the completion closest to the truth is better than the global-model baseline's
-    assert overall["ours"]["cse_mm"] < overall["global+dpp"]["cse_mm"]
+    methods = ("global+dpp", "global_local+dpp", "vae", "vae+dpp", "gaussian+dpp", "product")
+    overall = {m: rows[(m, "overall")] for m in methods}
+    # the completions closest to the truth are better than the global-model baseline's
+    for m in ("vae+dpp", "gaussian+dpp"):
+        assert overall[m]["cse_mm"] < overall["global+dpp"]["cse_mm"], m
     # the DPP spreads the hidden part more than sampling the VAE's posterior does
-    assert overall["ours"]["asd_ratio"] > 1.5 * overall["vae"]["asd_ratio"]
-    assert overall["ours"]["asd_o_mm"] > 2 * overall["vae"]["asd_o_mm"]
-    # stitched samples agree with the fit where the face is seen
-    assert overall["ours+stitch"]["asd_v_mm"] < 0.1 * overall["ours"]["asd_v_mm"]
+    assert overall["vae+dpp"]["asd_ratio"] > 1.5 * overall["vae"]["asd_ratio"]
+    assert overall["vae+dpp"]["asd_o_mm"] > 2 * overall["vae"]["asd_o_mm"]
+    # the region prior keeps to the fit where seen and varies the hidden part: a higher ratio
+    assert overall["gaussian+dpp"]["asd_v_mm"] < 0.5 * overall["vae+dpp"]["asd_v_mm"]
+    assert overall["gaussian+dpp"]["asd_ratio"] > 2 * overall["vae+dpp"]["asd_ratio"]
+    # the closest of M is closer than one sample
+    assert overall["gaussian+dpp"]["cse_mm"] < overall["gaussian+dpp"]["cse1_mm"]
+    # the product's samples (joined) agree with the fit where the face is seen
+    assert overall["product"]["asd_v_mm"] < 0.1 * overall["vae+dpp"]["asd_v_mm"]
     assert "Table 1" in (out / "table.md").read_text()
 
 

@@ -8,9 +8,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import atomic_output_dir, write_text_atomic
-from ..complete.settings import DEFAULT_SAMPLES
+from ..complete.settings import DEFAULT_SAMPLES, DiversifySettings
 from ..defaults import DEFAULT_SEED
 from ..errors import D3DFaceError
+from ..evaluation.synthetic_faces import HEAD_KINDS
 from .common import add_device
 
 
@@ -31,6 +32,9 @@ def register(sub) -> None:
                                                           f"{QUICK_SAMPLES})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic faces and the samples (default: %(default)s)")
     add_device(p)
+    p.add_argument("--heads", default="model", choices=list(HEAD_KINDS),
+                   help="test heads: drawn from the head model, or out-of-span (regions of independent draws and local "
+                        "detail the model cannot represent) (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes to share the faces, one torch thread each (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder: table.md, table.csv, rows.json, chart.png")
@@ -52,10 +56,10 @@ def run(args) -> int:
 
     if args.quick:
         st = EvalSettings(faces_per_type=QUICK_FACES_PER_TYPE, samples=min(args.samples, QUICK_SAMPLES), seed=args.seed,
-                          fit_landmark_iters=80, fit_photometric_iters=25, diversify_iters=40)
+                          fit_landmark_iters=80, fit_photometric_iters=25, diversify_iters=40, heads=args.heads)
     else:
         st = EvalSettings(faces_per_type=DEFAULT_FACES_PER_TYPE if args.n is None else args.n, samples=args.samples,
-                          seed=args.seed)
+                          seed=args.seed, heads=args.heads)
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     bar = tqdm(total=3 * st.faces_per_type, desc="evaluate", unit="face")
@@ -68,7 +72,8 @@ def run(args) -> int:
     groups = [*OCCLUDER_TYPES, "overall"]
     ratio = bar_chart(groups, {m: [s[m][k]["asd_ratio"] for k in groups] for m in METHODS}, "ASD-O / ASD-V (higher is better)")
     cse = bar_chart(groups, {m: [s[m][k]["cse_mm"] for k in groups] for m in METHODS}, "CSE, mm (lower is better)")
-    text = (ev.markdown() + f"\n\n{st.faces_per_type} faces per type, M = {st.samples}, {time.perf_counter() - t0:.0f} s, "
+    text = (ev.markdown() + f"\n\n{st.faces_per_type} faces per type ({st.heads} heads), M = {st.samples}, "
+            f"product completion {DiversifySettings().model}, {time.perf_counter() - t0:.0f} s, "
             f"device {device}, {args.workers} worker(s)\n")
     with atomic_output_dir(args.out) as tmp:
         write_text_atomic(Path(tmp) / "table.md", text)
@@ -102,8 +107,9 @@ def run_photos(args) -> int:
         raise InputFileError(f"no photos in {folder}")
     engine = get_engine(None, args.device)
     lines = ["| photo | mask | ASD-V (mm) | ASD-O (mm) | ratio | creased/sample | raw ASD-V | raw ASD-O | raw ratio | "
-             "raw creased/sample | other join: ASD-O, creased/sample | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "raw creased/sample | other join: ASD-O, creased/sample | valid samples; worst flipped / degenerate / "
+             "lip pairs / lid-eyeball pairs (the fit's) | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     out = Path(args.out)
     for photo in photos:
         mask = photo.with_name(photo.stem + "_mask.png")
@@ -113,13 +119,15 @@ def run_photos(args) -> int:
         try:
             res, _ = engine.reconstruct(photo, cfg, out / photo.stem)
         except D3DFaceError as exc:
-            lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | error: {exc} ||||||||||")
+            lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | error: {exc} |||||||||||")
             continue
         lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | "
                      f"{_photo_row(res, engine.model, cfg.stitch.method)} | {time.perf_counter() - t0:.1f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = M_o^v of the fit; creased: face edges whose "
-                               "dihedral angle exceeds the fit's by more than 30 degrees; product join "
+    text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = the result's (what the completion varies); "
+                               "creased: face edges whose dihedral angle exceeds the fit's by more than 30 degrees; "
+                               "valid: samples with no more of any check than the fit (evaluation/plausibility.py); "
+                               f"completion {ReconstructConfig().completion.model}; product join "
                                f"{ReconstructConfig().stitch.method}, other join computed from the raw samples; "
                                f"device {engine.device}\n")
     write_text_atomic(out / "photos.md", text)
@@ -131,6 +139,7 @@ def _photo_row(res, model, method: str) -> str:
     """Diversity and creases of the product's samples, the raw ones, and the other join's."""
     from ..complete.stitching import join_to_fit
     from ..evaluation.metrics import creased_edges, diversity_metrics
+    from ..evaluation.plausibility import CHECKS, sample_health
 
     face = model.regions["face"]
     other = "laplacian" if method == "smoothstep" else "smoothstep"
@@ -142,4 +151,6 @@ def _photo_row(res, model, method: str) -> str:
         cells.append(f"{d.asd_v:.2f} | {d.asd_o:.2f} | {d.ratio:.2f} | {creases:.1f}")
     d = diversity_metrics(alt, res.occluded, region=face)
     cells.append(f"{other} {d.asd_o:.2f}, {creased_edges(alt, res.fit_vertices, res.faces, face).mean():.1f}")
+    h = sample_health(res.samples, res.fit_vertices, model)
+    cells.append(f"{h['valid']}/{res.num_samples}; " + " / ".join(f"{h['worst'][k]} ({h['fit'][k]})" for k in CHECKS))
     return " | ".join(cells)

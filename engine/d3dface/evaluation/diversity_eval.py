@@ -1,16 +1,19 @@
 """The paper's Table 2 protocol on our data (and Table 1 from the same fits).
 
-For each synthetic occluded face (``synthetic_faces.py``) four methods each produce M samples:
+For each synthetic occluded face (``synthetic_faces.py``) the methods each produce M samples:
 1. ``global+dpp``: the full global model fitted (the paper's "FLAME" row), then the DPP on its
    coefficients with L_S on the visible vertices;
 2. ``global_local+dpp``: the global+local fit, the DPP on its coefficients;
 3. ``vae``: the Mesh-VAE: z ~ N(mu, sigma^2) of the encoder for S_m, no DPP;
-4. ``ours``: global+local fit, Mesh-VAE, DPP (Algorithm 2), the raw decoded samples;
-5. ``ours+stitch``: the same samples stitched to S_m where the fit sees the face (what the
-   product writes; ``complete/stitching.py``): an extra row, not one of the paper's methods.
+4. ``vae+dpp``: global+local fit, Mesh-VAE, DPP (Algorithm 2 as the paper), raw samples;
+5. ``gaussian+dpp``: global+local fit, the region prior conditioned on the seen part
+   (``complete/region_prior.py``), DPP, raw samples;
+6. ``product``: the samples of the product's completion model (``DiversifySettings.model``)
+   joined to S_m where the fit sees the face (what ``reconstruct`` writes).
 Metrics (mm, face region): CSE against the ground truth after rigid alignment of each sample on
 the visible face; ASD-V and ASD-O on the face's visible and hidden vertices (ground-truth hidden
-set, the same for every method), and their ratio.
+set, the same for every method), and their ratio; ``cse1_mm``, the same method's CSE with one
+sample (coverage: how much closer the closest of M comes than one draw).
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from ..complete.diversify import DiversifySettings, diversify, diversify_linear
+from ..complete.diversify import DiversifySettings, diversify, diversify_gaussian, diversify_linear
 from ..complete.settings import DEFAULT_SAMPLES
 from ..complete.settings import StitchSettings
 from ..complete.stitching import join_to_fit
@@ -33,8 +36,9 @@ from .metrics import creased_edges, diversity_metrics
 from .fit_eval import shape_error_mm
 from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
 
-METHODS = ("global+dpp", "global_local+dpp", "vae", "ours", "ours+stitch")
-METRICS = ("cse_mm", "asd_v_mm", "asd_o_mm", "asd_ratio", "creased")  # creased: edges per sample (metrics.creased_edges)
+METHODS = ("global+dpp", "global_local+dpp", "vae", "vae+dpp", "gaussian+dpp", "product")
+# creased: edges per sample (metrics.creased_edges); cse1_mm: CSE of the method run with one sample
+METRICS = ("cse_mm", "cse1_mm", "asd_v_mm", "asd_o_mm", "asd_ratio", "creased")
 
 
 @dataclass
@@ -45,7 +49,9 @@ class EvalSettings:
     fit_landmark_iters: int = 120
     fit_photometric_iters: int = 50
     diversify_iters: int = 60
-    join: StitchSettings = field(default_factory=StitchSettings)  # how the extra row joins "ours" to the fit
+    heads: str = "model"  # test heads: "model" or "out-of-span" (synthetic_faces.HEAD_KINDS)
+    coverage: bool = True  # also run each method with one sample (cse1_mm)
+    join: StitchSettings = field(default_factory=StitchSettings)  # how the "product" row joins samples to the fit
 
 
 @dataclass
@@ -71,13 +77,13 @@ class DiversityEvaluation:
 
     def markdown(self) -> str:
         s = self.summary()
-        lines = ["| method | occluder | CSE (mm) | ASD-V (mm) | ASD-O (mm) | ASD-O/ASD-V | creased edges/sample |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = ["| method | occluder | CSE (mm) | CSE, 1 sample (mm) | ASD-V (mm) | ASD-O (mm) | ASD-O/ASD-V "
+                 "| creased edges/sample |", "|---|---|---|---|---|---|---|---|"]
         for k in (*OCCLUDER_TYPES, "overall"):
             for m in METHODS:
                 r = s[m][k]
-                lines.append(f"| {m} | {k} | {r['cse_mm']:.2f} | {r['asd_v_mm']:.2f} | {r['asd_o_mm']:.2f} | {r['asd_ratio']:.2f} "
-                             f"| {r['creased']:.1f} |")
+                lines.append(f"| {m} | {k} | {r['cse_mm']:.2f} | {r['cse1_mm']:.2f} | {r['asd_v_mm']:.2f} | {r['asd_o_mm']:.2f} "
+                             f"| {r['asd_ratio']:.2f} | {r['creased']:.1f} |")
         t = self.table1()
         lines += ["", "Table 1: mean shape error (mm, face region, rigid alignment) of the single fits",
                   "| fit | " + " | ".join(OCCLUDER_TYPES) + " | overall |", "|---|" + "---|" * (len(OCCLUDER_TYPES) + 1)]
@@ -148,14 +154,10 @@ def evaluate_parallel(st: EvalSettings, workers: int, device: str = "cpu", progr
 
 def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> DiversityEvaluation:
     model, dev = engine.model, engine.device
-    maker = SyntheticFaceMaker(model, mean_texture_path(engine.assets))  # test faces wear the mean texture
+    maker = SyntheticFaceMaker(model, mean_texture_path(engine.assets), heads=st.heads)  # test faces wear the mean texture
     face = model.regions["face"]
-    excl = torch.ones(model.num_vertices, dtype=torch.bool, device=dev)
-    excl[torch.as_tensor(face, device=dev)] = False
-    for r in ("left_eyeball", "right_eyeball"):
-        excl[torch.as_tensor(model.regions[r], device=dev)] = True
+    excl = engine.dpp_excluded()
     div = DiversifySettings(samples=st.samples, iterations=st.diversify_iters, seed=st.seed)
-    join = st.join
     out = DiversityEvaluation()
     total, done = len(jobs), 0
     for kind, seed in jobs:
@@ -163,33 +165,52 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
         fits = {m: fitters[m].fit(f.evidence) for m in fitters}
         out.fit_errors.append({"occluder": kind, "seed": seed,
                                **{m: shape_error_mm(fits[m].vertices, f.gt_vertices, face) for m in fits}})
+        raw, cse1s = {}, {}
         for method in METHODS:
             t0 = time.perf_counter()
             fit = fits["global"] if method == "global+dpp" else fits["global+local"]
-            S = torch.as_tensor(fit.vertices, device=dev)
-            occ = torch.as_tensor(fit.occluded, device=dev)
-            if method in ("global+dpp", "global_local+dpp"):
-                fitter = fitters["global" if method == "global+dpp" else "global+local"]
-                basis = fitter.basis_t.T.reshape(model.num_vertices, 3, -1)
-                coef0 = torch.as_tensor(np.concatenate([fit.params["shape"], fit.params["expression"], fit.params["local"]]),
-                                        dtype=torch.float32, device=dev)
-                samples, _ = diversify_linear(basis, coef0, S, occ, div, excl)
-            elif method == "vae":
-                with torch.no_grad():
-                    mu, logvar = engine.vae.encode(S[None], ~occ[None])
-                    g = torch.Generator().manual_seed(st.seed)
-                    eps = torch.randn((st.samples, *mu.shape[1:]), generator=g).to(dev)
-                    samples = engine.vae.decode(mu + torch.exp(0.5 * logvar) * eps).cpu().numpy()
-            elif method == "ours":
-                samples = diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
-                ours_raw = samples
-            else:  # ours+stitch: the same samples, stitched
-                samples = join_to_fit(ours_raw, fit.vertices, fit.occluded, model.faces, join.method, join.rings)
+            if method == "product":
+                hidden = fit.completion_hidden if div.model == "gaussian" else fit.occluded  # as reconstruct joins
+                samples = join_to_fit(raw[f"{div.model}+dpp"], fit.vertices, hidden, model.faces, st.join.method,
+                                      st.join.rings)
+                cse1 = cse1s[f"{div.model}+dpp"]
+            else:
+                draw = lambda m: _samples(engine, fitters, fit, method, replace(div, samples=m), excl)  # noqa: E731
+                samples = raw[method] = draw(st.samples)
+                # one sample's error by the same protocol (the metrics need two samples: it is repeated)
+                cse1 = cse1s[method] = (
+                    diversity_metrics(np.repeat(draw(1), 2, 0), f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid").cse
+                    if st.coverage else float("nan"))
             dm = diversity_metrics(samples, f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid")
             creased = float(creased_edges(samples, fit.vertices, model.faces, face).mean())
-            out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(), "creased": creased,
-                             "seconds": time.perf_counter() - t0})
+            out.rows.append({"occluder": kind, "seed": seed, "method": method, **dm.as_dict(), "cse1_mm": cse1,
+                             "creased": creased, "seconds": time.perf_counter() - t0})
         done += 1
         if progress:
             progress(done, total)
     return out
+
+
+def _samples(engine, fitters: dict, fit, method: str, div: DiversifySettings, excl: torch.Tensor) -> np.ndarray:
+    """(M, V, 3) metres: ``method``'s raw samples for the fit (M = div.samples)."""
+    model, dev = engine.model, engine.device
+    S = torch.as_tensor(fit.vertices, device=dev)
+    occ = torch.as_tensor(fit.occluded, device=dev)
+    if method in ("global+dpp", "global_local+dpp"):
+        fitter = fitters["global" if method == "global+dpp" else "global+local"]
+        basis = fitter.basis_t.T.reshape(model.num_vertices, 3, -1)
+        coef0 = torch.as_tensor(np.concatenate([fit.params["shape"], fit.params["expression"], fit.params["local"]]),
+                                dtype=torch.float32, device=dev)
+        return diversify_linear(basis, coef0, S, occ, div, excl)[0]
+    if method == "vae":
+        with torch.no_grad():
+            mu, logvar = engine.vae.encode(S[None], ~occ[None])
+            g = torch.Generator().manual_seed(div.seed)
+            eps = torch.randn((div.samples, *mu.shape[1:]), generator=g).to(dev)
+            return engine.vae.decode(mu + torch.exp(0.5 * logvar) * eps).cpu().numpy()
+    if method == "vae+dpp":
+        return diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
+    if method == "gaussian+dpp":
+        hidden = torch.as_tensor(fit.completion_hidden, device=dev)
+        return diversify_gaussian(engine.region_prior(div.prior), S, hidden, div, excl).samples
+    raise ValueError(f"unknown method {method!r}")
