@@ -20,13 +20,18 @@ SKIN = (0.80, 0.66, 0.58)
 
 @torch.no_grad()
 def render_views(vertices: np.ndarray | torch.Tensor, faces: np.ndarray, views=("front", "side"), size: int = 256,
-                 colors: np.ndarray | None = None, head_size: float = 0.27) -> np.ndarray:
+                 colors: np.ndarray | None = None, head_size: float = 0.27, centre=None) -> np.ndarray:
     """Shaded previews. vertices (N, V, 3) metres (FLAME axes); colors (N or 1, V, 3) in [0, 1] or None
     (skin tone). Returns (N, len(views), size, size, 3) uint8 RGB on a light grey background.
-    Each head is turned about the vertical axis through its bounding-box centre."""
+    Each head is turned about the vertical axis through its bounding-box centre, or through
+    ``centre`` (3,) metres, which then sits in the middle of the picture (a close-up with a small
+    ``head_size``, the metres the picture spans)."""
     v = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
     N, V = v.shape[:2]
-    centre = 0.5 * (v.amin(1, keepdim=True) + v.amax(1, keepdim=True))
+    if centre is None:
+        centre = 0.5 * (v.amin(1, keepdim=True) + v.amax(1, keepdim=True))
+    else:
+        centre = torch.as_tensor(np.asarray(centre), dtype=torch.float32).reshape(1, 1, 3)
     renderer = Renderer(faces)
     out = np.zeros((N, len(views), size, size, 3), np.uint8)
     col = torch.tensor(SKIN).expand(1, V, 3) if colors is None else torch.as_tensor(np.asarray(colors), dtype=torch.float32)

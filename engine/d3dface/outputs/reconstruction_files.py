@@ -50,7 +50,7 @@ def write_reconstruction(folder: Path, result, inputs, fit, renderer, model, tex
     occlusion = crop.apply(inputs.occlusion_mask)
     overlay = fit_overlay(image, occlusion, fit, renderer, scale=1)
     S = image.shape[0]
-    sheet = contact_sheet(image, occlusion, overlay[:, S:2 * S], result, model.faces)
+    sheet = contact_sheet(image, occlusion, overlay[:, S:2 * S], result, model.faces, face=model.regions.get("face"))
     write_png(folder / "contact_sheet.png", sheet)
 
 
