@@ -223,17 +223,14 @@ class ReconstructionEngine:
         dev = self.device
         S, occ = torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev)
         st = replace(cfg.completion, seed=cfg.seed)
-        if st.model == "gaussian":  # it varies only what the occluder hides (the authors' "visible" set)
-            hidden = torch.as_tensor(fit.completion_hidden, device=dev)
-            return diversify_gaussian(self.region_prior(st.prior), S, hidden, st, self.dpp_excluded(), progress, cancel)
+        if st.model == "gaussian":
+            return diversify_gaussian(self.region_prior(st.prior), S, occ, st, self.dpp_excluded(), progress, cancel)
         return diversify(self.vae, S, occ, st, latent_stats=self.latent_stats(), exclude_from_dpp=self.dpp_excluded(),
                          progress=progress, cancel=cancel)
 
     def _result(self, image, cfg: ReconstructConfig, inputs, fit, div, notes, timings) -> ReconstructionResult:
-        """The result: the samples stitched to the fit where seen (when asked), the raw ones beside.
-        Its ``occluded`` is what the completion varied: M_o^v for the Mesh-VAE, the vertices the
-        occluder hides for "gaussian" (``FitResult.completion_hidden``)."""
-        occ = fit.completion_hidden if cfg.completion.model == "gaussian" else fit.occluded
+        """The result: the samples stitched to the fit where seen (when asked), the raw ones beside."""
+        occ = fit.occluded
         samples = div.samples
         if cfg.stitch.enabled:
             samples = join_to_fit(div.samples, fit.vertices, occ, self.model.faces, cfg.stitch.method, cfg.stitch.rings)

@@ -124,7 +124,7 @@ def run_photos(args) -> int:
         lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | "
                      f"{_photo_row(res, engine.model, cfg.stitch.method)} | {time.perf_counter() - t0:.1f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = the result's (what the completion varies); "
+    text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = M_o^v of the fit; "
                                "creased: face edges whose dihedral angle exceeds the fit's by more than 30 degrees; "
                                "valid: samples with no more of any check than the fit (evaluation/plausibility.py); "
                                f"completion {ReconstructConfig().completion.model}; product join "

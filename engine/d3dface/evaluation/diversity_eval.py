@@ -48,7 +48,7 @@ class EvalSettings:
     seed: int = 0
     fit_landmark_iters: int = 120
     fit_photometric_iters: int = 50
-    diversify_iters: int = 60
+    diversify_iters: int = DiversifySettings.iterations  # the product's
     heads: str = "model"  # test heads: "model" or "out-of-span" (synthetic_faces.HEAD_KINDS)
     coverage: bool = True  # also run each method with one sample (cse1_mm)
     join: StitchSettings = field(default_factory=StitchSettings)  # how the "product" row joins samples to the fit
@@ -170,8 +170,7 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
             t0 = time.perf_counter()
             fit = fits["global"] if method == "global+dpp" else fits["global+local"]
             if method == "product":
-                hidden = fit.completion_hidden if div.model == "gaussian" else fit.occluded  # as reconstruct joins
-                samples = join_to_fit(raw[f"{div.model}+dpp"], fit.vertices, hidden, model.faces, st.join.method,
+                samples = join_to_fit(raw[f"{div.model}+dpp"], fit.vertices, fit.occluded, model.faces, st.join.method,
                                       st.join.rings)
                 cse1 = cse1s[f"{div.model}+dpp"]
             else:
@@ -211,6 +210,5 @@ def _samples(engine, fitters: dict, fit, method: str, div: DiversifySettings, ex
     if method == "vae+dpp":
         return diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
     if method == "gaussian+dpp":
-        hidden = torch.as_tensor(fit.completion_hidden, device=dev)
-        return diversify_gaussian(engine.region_prior(div.prior), S, hidden, div, excl).samples
+        return diversify_gaussian(engine.region_prior(div.prior), S, occ, div, excl).samples
     raise ValueError(f"unknown method {method!r}")

@@ -25,7 +25,6 @@ from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import lbs
 from ..render import PerspectiveCamera, Renderer, SH_CONSTANTS
 from ..render.cameras import focal_from_fov
-from ..render.shading import vertex_normals
 from .albedo import AlbedoModel, vertex_mean_albedo
 from .evidence import CropEvidence
 from .local_model import LocalModel
@@ -76,14 +75,6 @@ class FitResult:
     iterations: dict = field(default_factory=dict)
     reprojection: dict = field(default_factory=dict)  # fit/reprojection.py: points and errors in % IOD
     unposed_vertices: np.ndarray | None = None  # (V, 3) S_m before the jaw pose (the rest shape the rig poses)
-    # (V,) bool: front-facing and projecting into M_o, hidden by the occluder itself (not by the head
-    # turning away or the crop): what the "gaussian" completion may change (None: use ``occluded``)
-    under_occluder: np.ndarray | None = None
-
-    @property
-    def completion_hidden(self) -> np.ndarray:
-        """(V,) bool: the vertices a completion varies (``under_occluder``, else ``occluded``)."""
-        return self.occluded if self.under_occluder is None else self.under_occluder
 
     def camera_object(self, device="cpu") -> PerspectiveCamera:
         c = self.camera
@@ -253,14 +244,13 @@ class PartialFitter:
         with torch.no_grad():
             v = self.shaped(p)
             cam = self._camera(p, ev.size)
-            occluded, under_occluder = self._occluded_vertices(v, cam, ev)
+            occluded = self._occluded_vertices(v, cam, ev)
             lmk_err = self._landmark_error_px(v, cam, ev, ev_t)
             reproj = reprojection_report(self.layer, v, cam, ev_t, ev.valid68)
             albedo = self.albedo(p["gain"], p["offsets"])[0].cpu().numpy()
         timings["visibility"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         result = self._result(p, ev, v, cam, occluded, albedo, lmk_err, timings, iters)
-        result.under_occluder = under_occluder
         result.reprojection = reproj
         return result
 
@@ -362,20 +352,17 @@ class PartialFitter:
         return (st.w_photometric * pho + st.w_landmarks * self._landmark_loss(v, cam, ev_t) * LANDMARK_LOSS_SCALE
                 + self._regulariser(p) + alb_reg)
 
-    def _occluded_vertices(self, v: torch.Tensor, cam: PerspectiveCamera, ev: CropEvidence) -> tuple[np.ndarray, np.ndarray]:
-        """v (1, V, 3) metres -> (V,) bool M_o^v (back-facing, self-occluded, off the crop or in M_o),
-        and (V,) bool: front-facing and in M_o (hidden by the occluder itself)."""
+    def _occluded_vertices(self, v: torch.Tensor, cam: PerspectiveCamera, ev: CropEvidence) -> np.ndarray:
+        """v (1, V, 3) metres -> (V,) bool M_o^v: back-facing, self-occluded, off the crop or in M_o."""
         frags = self.renderer.rasterize(v, cam)
         visible = self.renderer.vertex_visibility(v, cam, frags)[0].cpu().numpy()
-        normals = vertex_normals(v, torch.as_tensor(self.model.faces, dtype=torch.int64, device=v.device))
-        front = (((cam.centre()[:, None] - v) * normals).sum(-1) > 0)[0].cpu().numpy()
         pix, _ = cam.project(v)
         xy = pix[0].round().long().cpu().numpy()
         S = ev.size
         inside = (xy >= 0).all(1) & (xy < S).all(1)
         in_mask = np.zeros(len(xy), bool)
         in_mask[inside] = ev.occlusion_mask[xy[inside, 1], xy[inside, 0]]
-        return ~visible | ~inside | in_mask, front & in_mask
+        return ~visible | ~inside | in_mask
 
     def _landmark_error_px(self, v: torch.Tensor, cam: PerspectiveCamera, ev: CropEvidence, ev_t: dict) -> float:
         """Mean distance in crop pixels of the valid 68 landmarks (nan when none is valid)."""

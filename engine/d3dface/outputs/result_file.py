@@ -10,8 +10,7 @@ Arrays (V vertices, F triangles, M samples; metres, FLAME axes: y up, looking do
 - ``samples_raw`` (M, V, 3): the decoded Algorithm 2 samples before stitching
 - ``latents`` (M, 10, 64), ``mu`` (10, 64), ``logvar`` (10, 64): Mesh-VAE latents; for a "gaussian"
   run (``settings["completion_model"]``) (M, 1, K) whitened prior coefficients, ``mu``/``logvar`` (1, K) zeros
-- ``occluded`` (V,) bool: the vertices the completion varies: M_o^v (vertices the photo does not show)
-  for a Mesh-VAE run, the front-facing vertices in M_o (hidden by the occluder) for a "gaussian" run
+- ``occluded`` (V,) bool: M_o^v, vertices the photo does not show (what the completion varies)
 - ``diversity`` (V,): per-vertex standard deviation across samples, metres
 - ``faces`` (F, 3), ``uvs`` (T, 2), ``uv_faces`` (F, 3)
 - ``camera_json``: the fitted camera in crop pixels; ``crop_box`` (4,) in image pixels; ``image_size`` (H, W)
