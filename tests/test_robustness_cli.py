@@ -114,7 +114,8 @@ def test_corrupt_flame_pickle_and_checkpoint(tmp_path):
     _one_error_line(_run("reconstruct", FACE, "--model", bad, "--out", tmp_path / "o"), "not a FLAME pickle")
     ckpt = tmp_path / "vae.pt"
     ckpt.write_bytes(b"\x80\x02 definitely not a checkpoint")
-    res = subprocess.run([D3DFACE, "reconstruct", FACE, "--out", tmp_path / "o"], capture_output=True, text=True,
+    # the Mesh-VAE completion reads the checkpoint (the default "gaussian" one needs none)
+    res = subprocess.run([D3DFACE, "reconstruct", FACE, "--completion", "vae", "--out", tmp_path / "o"], capture_output=True, text=True,
                          env={**__import__("os").environ, "D3DFACE_MESH_VAE": str(ckpt)})
     _one_error_line(res, "vae.pt")
     assert not (tmp_path / "o").exists()
