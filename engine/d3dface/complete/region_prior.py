@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..fit.regions import EYEBALLS, LOCAL_REGIONS, soft_partition
+from ..fit.regions import LOCAL_REGIONS, soft_partition
 from ..head_model import HeadModel
 from ..head_model.mesh_quality import adjacency
 from .settings import RegionPriorSettings
@@ -46,13 +46,11 @@ EYE_SOCKETS = {"left_eyeball": "left_eye_region", "right_eyeball": "right_eye_re
 def region_basis(model: HeadModel, settings: RegionPriorSettings = RegionPriorSettings()) -> np.ndarray:
     """(V * 3, R * S + E) float32: metres per unit coefficient, rows vertex-major (x, y, z)."""
     W = soft_partition(model).astype(np.float64)  # (R, V), 0 on the eyeballs
-    for ball, socket in EYE_SOCKETS.items():
+    ident = model.shapedirs.astype(np.float64) * settings.identity_sigma  # (V, 3, S)
+    for ball, socket in EYE_SOCKETS.items():  # rigid, with its socket: every vertex moves by the mean row
         idx = model.regions[ball]
         W[:, idx] = 0.0
         W[LOCAL_REGIONS.index(socket), idx] = 1.0
-    ident = model.shapedirs.astype(np.float64) * settings.identity_sigma  # (V, 3, S)
-    for ball in EYEBALLS:  # rigid: every eyeball vertex moves by the eyeball's mean row
-        idx = model.regions[ball]
         ident[idx] = ident[idx].mean(0, keepdims=True)
     V, _, S = ident.shape
     cols = [(W[r][:, None, None] * ident).reshape(V * 3, S) for r in range(W.shape[0]) if W[r].any()]
@@ -111,14 +109,15 @@ class RegionPrior:
 
     def __init__(self, model: HeadModel, settings: RegionPriorSettings = RegionPriorSettings(), device="cpu"):
         basis = region_basis(model, settings)
-        K = basis.shape[1]
-        H = bending_gram(model, basis)
-        # the bending weight is relative: at 1 a prior draw's expected bending energy weighs as
-        # much as its coefficients' (trace(H) / K per coefficient)
-        scale = settings.bending * K / max(float(np.trace(H)), 1e-30)
         self.settings = settings
         self.basis = torch.as_tensor(basis, device=device)
-        self.bending = torch.as_tensor(H * scale, device=device) if settings.bending > 0 else None
+        self.bending = None
+        if settings.bending > 0:
+            H = bending_gram(model, basis)
+            # the bending weight is relative: at 1 a prior draw's expected bending energy weighs
+            # as much as its coefficients' (trace(H) / K per coefficient)
+            scale = settings.bending * basis.shape[1] / max(float(np.trace(H)), 1e-30)
+            self.bending = torch.as_tensor(H * scale, device=device)
 
     @property
     def num_coefficients(self) -> int:
