@@ -10,7 +10,7 @@ from conftest import IMAGES
 from d3dface.inputs.image_io import load_image
 from d3dface.inputs.landmarks_base import NoFaceError, detect_landmarks
 from d3dface.inputs.mediapipe_backend import MP_TO_IBUG68
-from d3dface.evaluation.occluders import apply_occluder
+from d3dface.inputs.occluders import apply_occluder
 
 pytest.importorskip("mediapipe")
 

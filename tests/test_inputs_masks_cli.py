@@ -14,7 +14,7 @@ from d3dface.evaluation.inputs_eval import iou
 from d3dface.inputs.image_io import load_image
 from d3dface.inputs.landmarks_base import detect_landmarks
 from d3dface.inputs.masks import estimate_occlusion, face_mask, load_user_mask
-from d3dface.evaluation.occluders import apply_occluder
+from d3dface.inputs.occluders import apply_occluder
 from d3dface.inputs.prepare import prepare_face_inputs
 
 pytest.importorskip("mediapipe")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from d3dface.evaluation.occluders import KINDS, apply_occluder, hidden_vertices, occluder_layer
+from d3dface.inputs.occluders import KINDS, apply_occluder, hidden_vertices, occluder_layer
 
 
 def _frontal_points68(size=200.0) -> np.ndarray:

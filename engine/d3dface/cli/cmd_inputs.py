@@ -95,7 +95,7 @@ def run_evaluate(args) -> int:
     from ..inputs.image_io import load_image
     from ..inputs.landmarks_base import detect_landmarks
     from ..inputs.masks import estimate_occlusion, face_mask
-    from ..evaluation.occluders import KINDS, apply_occluder, load_textures
+    from ..inputs.occluders import KINDS, apply_occluder, load_textures
     from ..outputs.landmark_overlay import draw_overlay
 
     images = _images_dir(args.images)

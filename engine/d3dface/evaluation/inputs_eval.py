@@ -11,7 +11,7 @@ import numpy as np
 from ..inputs.image_io import load_image
 from ..inputs.landmarks_base import BackendUnavailable, NoFaceError, detect_landmarks, get_backend
 from ..inputs.masks import estimate_occlusion, face_mask, load_user_mask
-from .occluders import KINDS, apply_occluder, load_textures
+from ..inputs.occluders import KINDS, apply_occluder, load_textures
 from ..inputs.settings import InputSettings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

@@ -22,7 +22,7 @@ from ..head_model.lbs import axis_angle_to_matrix
 from ..head_model.landmark_embedding import NUM_MEDIAPIPE_POINTS
 from ..inputs.landmarks_base import Landmarks
 from ..inputs.masks import face_mask
-from .occluders import apply_occluder, hidden_vertices, load_textures
+from ..inputs.occluders import apply_occluder, hidden_vertices, load_textures
 from .out_of_span import OutOfSpanOffsets
 from ..render import SH_CONSTANTS, PerspectiveCamera, Renderer
 from ..render.cameras import focal_from_fov

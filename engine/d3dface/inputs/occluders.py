@@ -64,7 +64,7 @@ def default_texture_dir() -> Path | None:
 
 def load_textures(folder: str | os.PathLike | None = None, max_side: int = 512) -> list[np.ndarray]:
     """RGB uint8 textures from an image folder (sorted by name; default: shared/images/backgrounds)."""
-    from ..inputs.image_io import load_image
+    from .image_io import load_image
 
     folder = Path(folder) if folder is not None else default_texture_dir()
     if folder is None:
