@@ -1,5 +1,6 @@
 """``d3dface landmarks IMAGE --out DIR``: face inputs of one photo (overlay + JSON + npz);
-``d3dface evaluate-inputs --out DIR``: the face-inputs measurements on the shared photos."""
+``d3dface evaluate-inputs --out DIR``: the face-inputs measurements on the shared photos;
+``d3dface train-occlusion-net --out DIR``: train the automatic mask's network on composites."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ def register(sub) -> None:
     e.add_argument("--seeds", type=int, default=2, help="synthetic occluders per photo and type (default: %(default)s)")
     e.add_argument("--out", required=True, help="output folder: report.json, report.md, overlays/")
     e.set_defaults(run=run_evaluate)
+
+    t = sub.add_parser("train-occlusion-net", help="train the automatic mask's occlusion network on composites")
+    t.add_argument("--out", required=True, metavar="DIR", help="run folder: last.pt, log.csv, model.pt")
+    t.add_argument("--images", help="images folder holding faces/ and backgrounds/ (default: ../shared/images)")
+    t.add_argument("--steps", type=int, help="training steps (default: 2000)")
+    t.add_argument("--batch-size", type=int, help="crops per step (default: 16)")
+    t.add_argument("--no-eval-kinds", action="store_true",
+                   help="train on the training occluders only, not also the evaluation generator's kinds")
+    t.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    t.add_argument("--export", help="also copy the final model to this path (e.g. engine/d3dface/data/occlusion_net.pt)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(run=run_train)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -106,18 +120,23 @@ def run_evaluate(args) -> int:
     real = ev.evaluate_real_masks(images, args.backend)
     timing = ev.time_backends(images)
     timing["fan_network_only_sec_per_crop"] = ev.time_fan_network()
-    report = {"backend": args.backend, "seeds": list(seeds), "synthetic": synth, "real_masks": real, "timing": timing}
+    report = {"backend": args.backend, "auto_mask_method": MaskSettings().auto.method, "seeds": list(seeds), "synthetic": synth, "real_masks": real, "timing": timing}
 
-    lines = [f"# Face inputs evaluation ({args.backend}, seeds {list(seeds)})", "",
+    lines = [f"# Face inputs evaluation ({args.backend}, seeds {list(seeds)}, auto mask: {MaskSettings().auto.method})", "",
              "| occluder | cases | visible lmk err (% IOD) | occluded lmks | P / R invalid (auto M_o) |"
-             " P / R invalid (true M_o) | auto IoU | auto IoU in M_f |", "|---|---|---|---|---|---|---|---|"]
+             " P / R invalid (true M_o) | auto IoU | auto IoU in M_f | other method's IoU in M_f |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for k, r in synth.items():
         lines.append(f"| {k} | {r['cases']} | {_fmt(r['visible_lmk_error_pct_iod'])} | {r['occluded_landmarks']} | "
                      f"{_fmt(r['invalid_precision_auto_mask'])} / {_fmt(r['invalid_recall_auto_mask'])} | "
                      f"{_fmt(r['invalid_precision_true_mask'])} / {_fmt(r['invalid_recall_true_mask'])} | "
-                     f"{_fmt(r['auto_iou'])} | {_fmt(r['auto_iou_in_face'])} |")
-    lines += ["", "| real mask | auto IoU | auto IoU in M_f |", "|---|---|---|"]
-    lines += [f"| {k} | {_fmt(r['iou'])} | {_fmt(r['iou_in_face'])} |" for k, r in real.items()]
+                     f"{_fmt(r['auto_iou'])} | {_fmt(r['auto_iou_in_face'])} | "
+                     f"{_fmt(next(v for k, v in r.items() if k.startswith('auto_iou_in_face_')))} |")
+    others = sorted({k for r in real.values() for k in r if k.startswith("iou_in_face_")})
+    lines += ["", f"| real mask | auto IoU | auto IoU in M_f | {' | '.join(o[12:] + ' IoU in M_f' for o in others)} |",
+              "|---|---|---|" + "---|" * len(others)]
+    lines += [f"| {k} | {_fmt(r['iou'])} | {_fmt(r['iou_in_face'])} | {' | '.join(_fmt(r[o]) for o in others)} |"
+              for k, r in real.items()]
     lines += ["", "| backend | sec / image (landmarks) | sec / image (auto mask) |", "|---|---|---|"]
     for k, r in timing.items():
         if isinstance(r, dict):
@@ -150,4 +169,27 @@ def run_evaluate(args) -> int:
                            draw_overlay(occ.image, lm.with_occlusion(mo, margin=0.03), mf, mo))
     print("\n".join(lines))
     print(f"wrote {args.out}")
+    return 0
+
+
+def run_train(args) -> int:
+    from dataclasses import replace
+
+    from ..training.occlusion_net_training import OcclusionTrainer, OcclusionTrainSettings
+
+    st = OcclusionTrainSettings(seed=args.seed, eval_kinds=not args.no_eval_kinds)
+    if args.steps is not None:
+        st = replace(st, steps=args.steps)
+    if args.batch_size is not None:
+        st = replace(st, batch_size=args.batch_size)
+    if st.steps < 1 or st.batch_size < 1:
+        raise InputFileError("--steps and --batch-size must be at least 1")
+    trainer = OcclusionTrainer(args.out, _images_dir(args.images), st, resume=args.resume, progress=not args.quiet)
+    path = trainer.run()
+    if args.export:
+        from ..atomic import write_bytes_atomic
+
+        write_bytes_atomic(args.export, path.read_bytes())
+    print(f"trained {trainer.step} steps, final loss {trainer.log[-1]['loss'] if trainer.log else 'n/a'} -> {path}"
+          + (f" (copied to {args.export})" if args.export else ""))
     return 0

@@ -1,0 +1,126 @@
+"""The automatic mask's occlusion network: the crop alignment, the model file, and the
+shipped network against the hand-drawn masks of real photos (an independent reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from d3dface.errors import ModelFileError
+from d3dface.inputs.occlusion_net import (CROP, TEMPLATE5, OcclusionNet, crop_transform, five_points,
+                                          load_occlusion_net, net_from_payload, net_payload, occlusion_probability,
+                                          warp_from_crop, warp_to_crop)
+
+
+def _random_similarity(rng):
+    s, r = rng.uniform(0.5, 3.0), rng.uniform(-0.6, 0.6)
+    R = s * np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]])
+    return R, rng.uniform(-50, 300, 2)
+
+
+def test_crop_transform_inverts_a_similarity_of_the_template():
+    """Five points that are a similarity image of the template are mapped back onto it exactly."""
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        R, t = _random_similarity(rng)
+        pts5 = TEMPLATE5 @ R.T + t
+        p68 = np.zeros((68, 2))
+        p68[36:42], p68[42:48], p68[30], p68[48], p68[54] = pts5[0], pts5[1], pts5[2], pts5[3], pts5[4]
+        assert np.allclose(five_points(p68), pts5, atol=1e-4)
+        A = crop_transform(p68)
+        # the independent inverse: template = R^-1 (p - t)
+        Rinv = np.linalg.inv(R)
+        assert np.allclose(A[:, :2], Rinv, atol=1e-5) and np.allclose(A[:, 2], -Rinv @ t, atol=1e-3)
+
+
+def test_warps_carry_a_square_there_and_back():
+    """A square painted in the photo lands where the transform puts it in the crop, and a crop map
+    comes back onto the same photo pixels."""
+    s_, r = 1.7, 0.3
+    R, t = s_ * np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]]), np.array([120.0, 60.0])
+    A = np.concatenate([np.linalg.inv(R), (-np.linalg.inv(R) @ t)[:, None]], 1).astype(np.float32)
+    img = np.zeros((400, 420, 3), np.uint8)
+    centre = R @ np.array([64.0, 64.0]) + t          # photo point of the crop centre
+    half = 8 * np.linalg.norm(R[:, 0])
+    y0, y1, x0, x1 = (int(centre[1] - half), int(centre[1] + half), int(centre[0] - half), int(centre[0] + half))
+    img[max(y0, 0):y1, max(x0, 0):x1] = 255
+    crop = warp_to_crop(img, A)
+    assert crop.shape == (CROP, CROP, 3) and crop[64, 64].min() == 255 and crop[5, 5].max() == 0
+    back = warp_from_crop((crop[..., 0] > 127).astype(np.float32), A, img.shape[:2]) > 0.5
+    inside = img[..., 0] > 0
+    assert (back & inside).sum() / (back | inside).sum() > 0.8
+
+
+def test_model_file_round_trip_and_refusals(tmp_path):
+    torch.manual_seed(0)
+    net = OcclusionNet((4, 8, 8, 8)).eval()
+    x = torch.randn(1, 5, CROP, CROP)
+    again = net_from_payload(net_payload(net, {"note": "test"}), "test")
+    with torch.no_grad():
+        assert torch.allclose(net(x), again(x), atol=2e-2)       # fp16 weights
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a usable occlusion network"):
+        load_occlusion_net(bad)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_occlusion_net(tmp_path / "missing.pt")
+    d = net_payload(net)
+    d["crop"] = 64
+    torch.save(d, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="crop or template"):
+        load_occlusion_net(tmp_path / "other.pt")
+
+
+def test_training_command_writes_a_model_that_loads_and_resumes(tmp_path):
+    """Two steps of ``train-occlusion-net`` on the shared photos, exported; a resumed run continues
+    from its last step; the exported file is a usable network."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import IMAGES
+
+    d3dface = Path(sys.executable).parent / "d3dface"
+    run = tmp_path / "run"
+    res = subprocess.run([d3dface, "train-occlusion-net", "--images", IMAGES, "--out", run, "--steps", "2",
+                          "--batch-size", "2", "--export", tmp_path / "net.pt", "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert {"last.pt", "log.csv", "model.pt"} <= {p.name for p in run.iterdir()}
+    net = load_occlusion_net(tmp_path / "net.pt")
+    img = np.full((200, 180, 3), 128, np.uint8)
+    p68 = np.zeros((68, 2))
+    p68[36:42], p68[42:48], p68[30], p68[48], p68[54] = (70, 80), (110, 80), (90, 105), (75, 130), (105, 130)
+    prob = occlusion_probability(img, p68, net)
+    assert prob.shape == (200, 180) and np.isfinite(prob).all() and 0 <= prob.min() <= prob.max() <= 1
+    res = subprocess.run([d3dface, "train-occlusion-net", "--images", IMAGES, "--out", run, "--steps", "3",
+                          "--batch-size", "2", "--resume", "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 0 and "trained 3 steps" in res.stdout, res.stderr[-2000:]
+    res = subprocess.run([d3dface, "train-occlusion-net", "--images", tmp_path, "--out", tmp_path / "r2"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and res.stderr.strip().splitlines()[-1].startswith("d3dface: error:")
+
+
+def test_a_damaged_install_falls_back_to_the_skin_model(tmp_path, monkeypatch, capsys):
+    """Without a readable network file, "net" gives the skin-colour model's mask and says so."""
+    import d3dface.inputs.occlusion_net as occlusion_net
+    from conftest import IMAGES
+    from d3dface.inputs.image_io import load_image
+    from d3dface.inputs.landmarks_base import detect_landmarks
+    from d3dface.inputs.masks import estimate_occlusion, face_mask
+    from d3dface.inputs.settings import AutoMaskSettings
+
+    img = load_image(IMAGES / "occluded" / "glasses_woman.jpg")
+    lm = detect_landmarks(img, "mediapipe")
+    mf = face_mask(lm)
+    skin = estimate_occlusion(img, lm, mf, AutoMaskSettings(method="skin"))
+    broken = tmp_path / "occlusion_net.pt"
+    broken.write_bytes(b"\0" * 100)
+    monkeypatch.setattr(occlusion_net, "SHIPPED_NET", broken)
+    capsys.readouterr()
+    fallback = estimate_occlusion(img, lm, mf, AutoMaskSettings(method="net"))
+    assert np.array_equal(fallback, skin) and fallback.any()
+    err = capsys.readouterr().err
+    assert "not a usable occlusion network" in err and "skin-colour model instead" in err
+    with pytest.raises(Exception, match="unknown automatic mask method"):
+        estimate_occlusion(img, lm, mf, AutoMaskSettings(method="magic"))
