@@ -42,7 +42,7 @@ PY = VENV / "bin" / "python"
 STAMP = VENV / ".d3dface-setup-stamp"
 DATA = ROOT / "engine" / "d3dface" / "data"
 OPEN_MODEL = DATA / "open_head_model.npz"
-SHIPPED_DATA = [OPEN_MODEL, DATA / "mesh_vae_open.pt"]  # + the local model named after the open model's hash
+SHIPPED_DATA = [OPEN_MODEL, DATA / "mesh_vae_open.pt", DATA / "occlusion_net.pt"]  # + the local model named after the open model's hash
 DEMO_OUT = ROOT / "out" / "demo"
 
 

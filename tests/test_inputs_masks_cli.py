@@ -31,13 +31,22 @@ def test_face_mask_is_the_hull_of_the_mesh():
     assert mf[ix[17:68, 1], ix[17:68, 0]].all()
 
 
-@pytest.mark.parametrize("name, min_iou", [("glasses_woman", 0.6), ("watch_over_nose", 0.5)])
-def test_auto_mask_on_real_occlusions(name, min_iou):
+# IoU inside the face hull against the hand-drawn masks of real photos the network never saw.
+# The bars sit a little under what the shipped network reaches (0.85, 0.78, 0.66; the product's
+# goal is 0.8 each, not met on the last two); the skin-colour method's are what it reached (its
+# sunglasses_beard IoU is 0.01).
+@pytest.mark.parametrize("name, method, min_iou", [
+    ("glasses_woman", "net", 0.8), ("watch_over_nose", "net", 0.72), ("sunglasses_beard", "net", 0.6),
+    ("glasses_woman", "skin", 0.6), ("watch_over_nose", "skin", 0.5)])
+def test_auto_mask_on_real_occlusions(name, method, min_iou):
+    from d3dface.inputs.settings import AutoMaskSettings
+
     img = load_image(IMAGES / "occluded" / f"{name}.jpg")
     lm = detect_landmarks(img, "mediapipe")
     gt = load_user_mask(IMAGES / "occluded" / f"{name}_mask.png", img.shape[:2])
-    auto = estimate_occlusion(img, lm)
-    assert iou(auto, gt) > min_iou
+    mf = face_mask(lm)
+    auto = estimate_occlusion(img, lm, mf, AutoMaskSettings(method=method))
+    assert iou(auto & mf, gt & mf) > min_iou
     assert iou(np.zeros_like(gt), gt) == 0.0
 
 

@@ -53,7 +53,7 @@ def test_the_model_files_are_committed_and_small():
     tracked = subprocess.run(["git", "ls-files", "engine/d3dface/data"], cwd=DATA_DIR.parents[2], capture_output=True,
                              text=True).stdout.split()
     names = {Path(t).name for t in tracked}
-    assert {"open_head_model.npz", "mesh_vae_open.pt"} <= names, names
+    assert {"open_head_model.npz", "mesh_vae_open.pt", "occlusion_net.pt"} <= names, names
     assert any(n.startswith("local_model_") and n.endswith(".npz") for n in names), names
     total = sum((DATA_DIR.parents[2] / t).stat().st_size for t in tracked)
     assert total <= 30 * MB, f"shipped data {total / MB:.1f} MB > 30 MB"

@@ -4,13 +4,14 @@ synthetic occluders, automatic-mask IoU (real and synthetic masks), time per bac
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..inputs.image_io import load_image
 from ..inputs.landmarks_base import BackendUnavailable, NoFaceError, detect_landmarks, get_backend
-from ..inputs.masks import estimate_occlusion, face_mask, load_user_mask
+from ..inputs.masks import AUTO_METHODS, estimate_occlusion, face_mask, load_user_mask
 from ..inputs.occluders import KINDS, apply_occluder, load_textures
 from ..inputs.settings import InputSettings
 
@@ -36,7 +37,8 @@ def evaluate_synthetic(images_dir: Path, backend: str = "mediapipe", seeds=(0, 1
     textures = load_textures(images_dir / "backgrounds")
     faces = sorted(p for p in (images_dir / "faces").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     acc = {k: dict(err=[], tp_auto=0, fp_auto=0, fn_auto=0, tp_true=0, fp_true=0, fn_true=0,
-                   iou_full=[], iou_face=[], n=0, failed=0) for k in KINDS}
+                   iou_full=[], iou_face=[], iou_face_other=[], n=0, failed=0) for k in KINDS}
+    other = replace(settings.masks.auto, method=next(m for m in AUTO_METHODS if m != settings.masks.auto.method))
     for path in faces:
         img = load_image(path)
         lm0 = detect_landmarks(img, be, ls)
@@ -59,6 +61,7 @@ def evaluate_synthetic(images_dir: Path, backend: str = "mediapipe", seeds=(0, 1
                 auto = estimate_occlusion(occ.image, lm1, mf1, settings.masks.auto)
                 a["iou_full"].append(iou(auto, occ.mask))
                 a["iou_face"].append(iou(auto & mf0, occ.mask & mf0))
+                a["iou_face_other"].append(iou(estimate_occlusion(occ.image, lm1, mf1, other) & mf0, occ.mask & mf0))
                 for mo, tag in ((auto, "auto"), (occ.mask, "true")):
                     inv = ~lm1.with_occlusion(mo, ls.tau, ls.occlusion_margin).valid68
                     a[f"tp_{tag}"] += int((inv & truth).sum())
@@ -78,21 +81,28 @@ def evaluate_synthetic(images_dir: Path, backend: str = "mediapipe", seeds=(0, 1
             "invalid_precision_true_mask": pt, "invalid_recall_true_mask": rt,
             "auto_iou": float(np.mean(a["iou_full"])) if a["iou_full"] else float("nan"),
             "auto_iou_in_face": float(np.mean(a["iou_face"])) if a["iou_face"] else float("nan"),
+            f"auto_iou_in_face_{other.method}": float(np.mean(a["iou_face_other"])) if a["iou_face_other"] else float("nan"),
         }
     return out
 
 
 def evaluate_real_masks(images_dir: Path, backend: str = "mediapipe", settings: InputSettings | None = None) -> dict:
-    """Auto-mask IoU against the hand-drawn masks of ``images_dir/occluded``."""
+    """Auto-mask IoU against the hand-drawn masks of ``images_dir/occluded``, by the configured
+    method and, for comparison, by each other method (``iou_in_face_<method>``)."""
     settings = settings or InputSettings()
+    auto_settings = settings.masks.auto
     out = {}
     for name in REAL_MASKED:
         img = load_image(images_dir / "occluded" / f"{name}.jpg")
         lm = detect_landmarks(img, backend, settings.landmarks)
         gt = load_user_mask(images_dir / "occluded" / f"{name}_mask.png", img.shape[:2])
         mf = face_mask(lm)
-        auto = estimate_occlusion(img, lm, mf, settings.masks.auto)
+        auto = estimate_occlusion(img, lm, mf, auto_settings)
         out[name] = {"iou": iou(auto, gt), "iou_in_face": iou(auto & mf, gt & mf)}
+        for method in AUTO_METHODS:
+            if method != auto_settings.method:
+                other = estimate_occlusion(img, lm, mf, replace(auto_settings, method=method))
+                out[name][f"iou_in_face_{method}"] = iou(other & mf, gt & mf)
     return out
 
 

@@ -5,11 +5,13 @@
   with the model's projection.
 - ``load_user_mask``: a mask image of any size (white = occluded; or, when it has a
   non-constant alpha channel, the opaque part = occluded), resized to the photo.
-- ``estimate_occlusion``: the automatic estimate ("auto"), a skin-appearance model
-  seeded from the face patches whose colours agree with each other (the confidently
-  visible ones), applied inside the face hull; non-skin blobs large enough outside the
-  expected non-skin features (eyes, brows, lips, nostrils) are occluders, together
-  with the parts of those features they cover.
+- ``estimate_occlusion``: the automatic estimate ("auto"). By default ("net") the
+  occlusion network of ``occlusion_net`` on the aligned face crop, thresholded inside
+  the face hull. The older "skin" method is a skin-appearance model seeded from the
+  face patches whose colours agree with each other (the confidently visible ones),
+  applied inside the face hull; non-skin blobs large enough outside the expected
+  non-skin features (eyes, brows, lips, nostrils) are occluders, together with the
+  parts of those features they cover.
 """
 
 from __future__ import annotations
@@ -208,12 +210,58 @@ def skin_distance(image: np.ndarray, lm: Landmarks, settings: AutoMaskSettings |
     return best_d.reshape(hw)
 
 
+AUTO_METHODS = ("net", "skin")
+
+
 def estimate_occlusion(image: np.ndarray, lm: Landmarks, m_face: np.ndarray | None = None,
                        settings: AutoMaskSettings | None = None) -> np.ndarray:
-    """Automatic M_o (H, W) bool inside the face: see the module docstring."""
+    """Automatic M_o (H, W) bool inside the face, by ``settings.method``: see the module docstring.
+
+    Without a usable occlusion network (a damaged install) "net" falls back to "skin" with a notice.
+    """
     settings = settings or AutoMaskSettings()
+    if settings.method not in AUTO_METHODS:
+        raise InputFileError(f"unknown automatic mask method {settings.method!r} (choose from {', '.join(AUTO_METHODS)})")
+    m_face = face_mask(lm, image.shape[:2]) if m_face is None else m_face
+    if settings.method == "net":
+        from ..errors import ModelFileError
+        from .occlusion_net import load_occlusion_net
+
+        try:
+            net = load_occlusion_net()
+        except ModelFileError as exc:
+            notice(f"{exc}; the automatic mask uses the skin-colour model instead")
+        else:
+            return network_occlusion(image, lm, m_face, settings, net)
+    return skin_occlusion(image, lm, m_face, settings)
+
+
+def network_occlusion(image: np.ndarray, lm: Landmarks, m_face: np.ndarray, settings: AutoMaskSettings,
+                      net=None) -> np.ndarray:
+    """M_o (H, W) bool: the occlusion network's probability above ``net_threshold`` inside M_f
+    (above ``net_skin_threshold`` where the skin-colour model sees skin), without blobs smaller
+    than ``net_min_component`` of the face."""
+    from .occlusion_net import occlusion_probability
+
+    prob = occlusion_probability(image, lm.points68, net)
+    need = np.full(prob.shape, settings.net_threshold, np.float32)
+    if settings.net_skin_threshold > settings.net_threshold:    # skin colour as a second cue
+        need[skin_distance(image, lm, settings, m_face) <= settings.skin_threshold] = settings.net_skin_threshold
+    region = m_face
+    r = int(round(settings.net_face_grow * lm.inter_ocular))
+    if r > 0:   # landmarks found on an occluded face can put the hull short of the real face
+        region = cv2.dilate(m_face.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    occ = (prob > need) & region
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8), connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] < settings.net_min_component * max(int(m_face.sum()), 1)
+    small[0] = True
+    return occ & ~small[lab]
+
+
+def skin_occlusion(image: np.ndarray, lm: Landmarks, m_face: np.ndarray,
+                   settings: AutoMaskSettings) -> np.ndarray:
+    """M_o (H, W) bool by the skin-colour model: see the module docstring."""
     hw = image.shape[:2]
-    m_face = face_mask(lm, hw) if m_face is None else m_face
     b = lm.face_box
     fsize = float(max(b[2] - b[0], b[3] - b[1], 1.0))
     iod = max(lm.inter_ocular, 1.0)
