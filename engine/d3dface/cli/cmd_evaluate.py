@@ -90,6 +90,9 @@ def register_photos(sub) -> None:
     p.add_argument("--images", help="folder of photos (default: <shared>/images/occluded)")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="samples per photo, M (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the samples (default: %(default)s)")
+    p.add_argument("--masks", choices=["given", "auto"], default="given",
+                   help="given: NAME_mask.png where present, else the automatic mask; auto: the automatic mask "
+                        "everywhere, to compare with the given ones (default: %(default)s)")
     add_device(p)
     p.add_argument("--out", required=True, help="output folder: one reconstruction per photo and photos.md")
     p.set_defaults(run=run_photos)
@@ -113,15 +116,18 @@ def run_photos(args) -> int:
     out = Path(args.out)
     for photo in photos:
         mask = photo.with_name(photo.stem + "_mask.png")
-        cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=str(mask) if mask.exists() else "auto",
+        given = mask.exists() and args.masks == "given"
+        cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=str(mask) if given else "auto",
                                        device=args.device)
         t0 = time.perf_counter()
         try:
             res, _ = engine.reconstruct(photo, cfg, out / photo.stem)
         except D3DFaceError as exc:
-            lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | error: {exc} |||||||||||")
+            lines.append(f"| {photo.name} | {'given' if given else 'auto'} | error: {exc} |||||||||||")
             continue
-        lines.append(f"| {photo.name} | {'given' if mask.exists() else 'auto'} | "
+        hidden = res.settings.get("occluded_fraction_of_face")
+        lines.append(f"| {photo.name} | {'given' if given else 'auto'}"
+                     f"{f' ({hidden * 100:.0f}% of the face)' if hidden is not None else ''} | "
                      f"{_photo_row(res, engine.model, cfg.stitch.method)} | {time.perf_counter() - t0:.1f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = M_o^v of the fit; "

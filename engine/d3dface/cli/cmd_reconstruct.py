@@ -69,6 +69,8 @@ def run_reconstruct(args) -> int:
     files = ["result.npz", f"fit and {result.num_samples} samples (.obj, .ply)",
              *(["texture.png"] if (Path(args.out) / TEXTURE_FILE).is_file() else []), "contact_sheet.png",
              *(["expressions/"] if args.expressions else [])]
+    print(f"mask {result.settings['mask_source']}: hides {result.settings['occluded_fraction_of_face'] * 100:.1f}% "
+          f"of the face")
     print(f"wrote {args.out}: {', '.join(files)}")
     print(f"time {time.perf_counter() - t0:.1f} s ({stages}); device {engine.device}")
     return 0
