@@ -111,8 +111,8 @@ def run_photos(args) -> int:
     engine = get_engine(None, args.device)
     lines = ["| photo | mask | ASD-V (mm) | ASD-O (mm) | ratio | creased/sample | raw ASD-V | raw ASD-O | raw ratio | "
              "raw creased/sample | other join: ASD-O, creased/sample | valid samples; worst flipped / degenerate / "
-             "lip pairs / lid-eyeball pairs (the fit's) | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "lip pairs / lid-eyeball pairs (the fit's) | mask hides (% of the face) | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     out = Path(args.out)
     for photo in photos:
         mask = photo.with_name(photo.stem + "_mask.png")
@@ -123,12 +123,10 @@ def run_photos(args) -> int:
         try:
             res, _ = engine.reconstruct(photo, cfg, out / photo.stem)
         except D3DFaceError as exc:
-            lines.append(f"| {photo.name} | {'given' if given else 'auto'} | error: {exc} |||||||||||")
+            lines.append(f"| {photo.name} | {'given' if given else 'auto'} | error: {exc} ||||||||||||")
             continue
-        hidden = res.settings.get("occluded_fraction_of_face")
-        lines.append(f"| {photo.name} | {'given' if given else 'auto'}"
-                     f"{f' ({hidden * 100:.0f}% of the face)' if hidden is not None else ''} | "
-                     f"{_photo_row(res, engine.model, cfg.stitch.method)} | {time.perf_counter() - t0:.1f} |")
+        lines.append(f"| {photo.name} | {'given' if given else 'auto'} | {_photo_row(res, engine.model, cfg.stitch.method)} | "
+                     f"{res.settings['occluded_fraction_of_face'] * 100:.0f} | {time.perf_counter() - t0:.1f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + (f"\n\nM = {args.samples}, face region, occluded = M_o^v of the fit; "
                                "creased: face edges whose dihedral angle exceeds the fit's by more than 30 degrees; "
