@@ -242,7 +242,7 @@ class ReconstructionEngine:
                     "diversity": c.diversity, "iterations": c.iterations, "fit_mode": cfg.fit.mode,
                     "stitch": cfg.stitch.enabled, "stitch_method": cfg.stitch.method, "stitch_rings": cfg.stitch.rings, "device": str(self.device),
                     "landmark_backend": inputs.landmarks.backend, "face_count": inputs.landmarks.face_count,
-                    "mask_source": inputs.mask_source, "occluded_fraction_of_face": inputs.summary()["occluded_fraction_of_face"],
+                    "mask_source": inputs.mask_source, "occluded_fraction_of_face": inputs.occluded_fraction_of_face,
                     "notes": notes, "config": cfg.as_dict()}
         return ReconstructionResult(
             fit_vertices=fit.vertices,

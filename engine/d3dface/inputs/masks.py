@@ -38,22 +38,29 @@ def _fill(hw, polys) -> np.ndarray:
     return m > 0
 
 
+def outline_from_68(points68: np.ndarray) -> np.ndarray:
+    """(78, 2) the 68 points plus a forehead: the brows lifted by 0.9 of the nose's length."""
+    p = np.asarray(points68, np.float64)
+    up = p[27] - p[30]                 # nose tip -> nose root, about a third of the face height
+    return np.concatenate([p, p[17:27] + 0.9 * up], 0)
+
+
 def face_outline_points(lm: Landmarks) -> np.ndarray:
     """Points whose hull is the face region: the dense mesh, or the 68 points plus a forehead."""
     if lm.dense is not None:
         return lm.dense[:468]
-    p = lm.points68.astype(np.float64)
-    brows = p[17:27]
-    up = p[27] - p[30]                 # nose tip -> nose root, about a third of the face height
-    forehead = brows + 0.9 * up
-    return np.concatenate([p, forehead], 0)
+    return outline_from_68(lm.points68)
+
+
+def hull_mask(points: np.ndarray, shape_hw) -> np.ndarray:
+    """(H, W) bool: the filled convex hull of ``points`` (N, 2) px."""
+    hull = cv2.convexHull(np.asarray(points, np.float32))[:, 0]
+    return _fill(tuple(shape_hw), [hull])
 
 
 def face_mask(lm: Landmarks, shape_hw=None) -> np.ndarray:
     """M_f (H, W) bool: convex hull of the face points."""
-    hw = tuple(shape_hw or lm.image_size)
-    hull = cv2.convexHull(face_outline_points(lm).astype(np.float32))[:, 0]
-    return _fill(hw, [hull])
+    return hull_mask(face_outline_points(lm), shape_hw or lm.image_size)
 
 
 # --------------------------------------------------------------------------- user masks
@@ -239,19 +246,15 @@ def estimate_occlusion(image: np.ndarray, lm: Landmarks, m_face: np.ndarray | No
 def network_occlusion(image: np.ndarray, lm: Landmarks, m_face: np.ndarray, settings: AutoMaskSettings,
                       net=None) -> np.ndarray:
     """M_o (H, W) bool: the occlusion network's probability above ``net_threshold`` inside M_f
-    (above ``net_skin_threshold`` where the skin-colour model sees skin), without blobs smaller
-    than ``net_min_component`` of the face."""
+    grown by ``net_face_grow`` IOD, without blobs smaller than ``net_min_component`` of the face."""
     from .occlusion_net import occlusion_probability
 
     prob = occlusion_probability(image, lm.points68, net)
-    need = np.full(prob.shape, settings.net_threshold, np.float32)
-    if settings.net_skin_threshold > settings.net_threshold:    # skin colour as a second cue
-        need[skin_distance(image, lm, settings, m_face) <= settings.skin_threshold] = settings.net_skin_threshold
     region = m_face
     r = int(round(settings.net_face_grow * lm.inter_ocular))
     if r > 0:   # landmarks found on an occluded face can put the hull short of the real face
         region = cv2.dilate(m_face.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
-    occ = (prob > need) & region
+    occ = (prob > settings.net_threshold) & region
     n, lab, stats, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8), connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < settings.net_min_component * max(int(m_face.sum()), 1)
     small[0] = True

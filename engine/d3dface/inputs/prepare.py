@@ -70,6 +70,11 @@ class FaceInputs:
     def valid68(self) -> np.ndarray:
         return self.landmarks.valid68
 
+    @property
+    def occluded_fraction_of_face(self) -> float:
+        """Share of M_f that M_o hides (4 decimals)."""
+        return round(float((self.occlusion_mask & self.face_mask).sum() / max(self.face_mask.sum(), 1)), 4)
+
     def summary(self) -> dict:
         lm = self.landmarks
         h, w = self.image.shape[:2]
@@ -84,8 +89,7 @@ class FaceInputs:
             "valid_landmarks": int(lm.valid68.sum()),
             "mask_source": self.mask_source,
             "face_mask_fraction": round(float(self.face_mask.mean()), 4),
-            "occluded_fraction_of_face": round(float((self.occlusion_mask & self.face_mask).sum()
-                                                     / max(self.face_mask.sum(), 1)), 4),
+            "occluded_fraction_of_face": self.occluded_fraction_of_face,
             "crop_box": [round(float(v), 2) for v in self.crop.box],
             "crop_size": self.crop.size,
         }

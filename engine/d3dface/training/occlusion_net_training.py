@@ -39,7 +39,7 @@ from ..atomic import write_atomic, write_text_atomic
 from ..errors import InputFileError
 from ..inputs.image_io import load_image
 from ..inputs.landmarks_base import detect_landmarks
-from ..inputs.masks import face_outline_points
+from ..inputs.masks import hull_mask, outline_from_68
 from ..inputs.occluders import KINDS as EVAL_KINDS, composite, load_textures, occluder_layer
 from ..inputs.occlusion_net import CROP, OcclusionNet, crop_transform, net_payload, network_input, warp_to_crop
 from .mask_occluders import TRAIN_KINDS, training_layer
@@ -100,13 +100,7 @@ def _jittered_transform(points68, rng) -> np.ndarray:
 
 def face_region(points68: np.ndarray, hw, grow_px: float) -> np.ndarray:
     """(H, W) bool: the 68-point face hull with a forehead, dilated by ``grow_px``."""
-    from ..inputs.landmarks_base import Landmarks
-
-    lm = Landmarks(points68=np.asarray(points68, np.float32), confidence68=np.ones(68, np.float32),
-                   valid68=np.ones(68, bool), face_box=np.zeros(4, np.float32), face_count=1, backend="")
-    hull = cv2.convexHull(face_outline_points(lm).astype(np.float32))[:, 0]
-    m = np.zeros(hw, np.uint8)
-    cv2.fillPoly(m, [np.round(hull * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    m = hull_mask(outline_from_68(points68), hw).astype(np.uint8)
     r = max(1, int(round(grow_px)))
     return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
