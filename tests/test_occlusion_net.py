@@ -124,3 +124,38 @@ def test_a_damaged_install_falls_back_to_the_skin_model(tmp_path, monkeypatch, c
     assert "not a usable occlusion network" in err and "skin-colour model instead" in err
     with pytest.raises(Exception, match="unknown automatic mask method"):
         estimate_occlusion(img, lm, mf, AutoMaskSettings(method="magic"))
+
+
+def _synthetic_face_points() -> np.ndarray:
+    """68 points of a frontal face of inter-ocular distance 40 px centred in a 128 px crop."""
+    p = np.zeros((68, 2))
+    t = np.linspace(-1, 1, 17)
+    p[:17] = np.c_[64 + 40 * t, 70 + 40 * (1 - t ** 2) ** 0.5]          # jaw, ear to ear through the chin
+    p[17:27] = np.c_[np.linspace(34, 94, 10), np.full(10, 45)]           # brows
+    p[27:36] = np.c_[np.full(9, 64), np.linspace(50, 80, 9)]             # nose
+    p[36:42], p[42:48] = (44, 55), (84, 55)                              # eyes
+    p[48:68] = np.c_[np.linspace(50, 78, 20), np.full(20, 92)]           # mouth
+    return p
+
+
+def test_training_shadows_darken_only_the_uncovered_skin():
+    """Shadows that are not occluders never brighten a pixel and leave the occluder's own pixels
+    as they were; another skin tone darkens the face and not the far background."""
+    from d3dface.training.occlusion_net_training import OcclusionTrainSettings, _shadows, _skin_tone
+
+    rng = np.random.default_rng(0)
+    crop = rng.integers(60, 250, (CROP, CROP, 3)).astype(np.uint8)
+    pts = _synthetic_face_points()
+    label = np.zeros((CROP, CROP), bool)
+    label[80:110, 40:90] = True  # an occluder over mouth and chin
+    st = OcclusionTrainSettings(p_local_shadow=1.0, p_cast_shadow=1.0)
+    darker = 0
+    for _ in range(10):
+        out = _shadows(crop, pts, label, rng, st)
+        assert (out.astype(int) <= crop.astype(int) + 1).all()
+        assert (out[label] == crop[label]).all()
+        darker += int((out.astype(int) < crop.astype(int) - 10).any(-1).sum())
+    assert darker > 0.02 * 10 * CROP * CROP  # each call puts a visible shadow somewhere
+    toned = _skin_tone(crop, pts, rng).astype(int)
+    assert (toned[50:90, 50:78].mean((0, 1)) < 0.9 * crop[50:90, 50:78].mean((0, 1))).all()  # the face
+    assert np.abs(toned[:8, :8] - crop[:8, :8]).max() <= 1  # a corner far from the face

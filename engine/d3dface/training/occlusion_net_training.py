@@ -9,7 +9,9 @@ masks, cups, scarves) and, with ``eval_kinds``, the evaluation generator's three
 with seeds far from the ones ``evaluate-inputs`` uses. The label is the union of the
 occluders' pixels (alpha >= 0.5). Then the whole crop is jittered photometrically
 (a smooth light field that puts a side of the face in shadow, brightness, contrast, gamma,
-colour balance, saturation, grey, blur, noise, JPEG).
+colour balance, saturation, grey, blur, noise, JPEG). Optionally soft shadows that are
+not occluders are laid on the skin first (``p_local_shadow``, ``p_cast_shadow``), and the
+face may take another skin tone before the occluders go on (``p_skin_tone``).
 
 Assumptions: occluders look like these generators' shapes and textures; a face is any
 of the given photos under those colour changes; a beard counts as an occluder (as in the
@@ -60,6 +62,16 @@ class OcclusionTrainSettings:
     eval_kinds: bool = True         # also draw the evaluation generator's kinds (other seeds)
     outside_weight: float = 0.1     # loss weight outside the grown face hull
     dice_weight: float = 1.0
+    # soft shadows on the skin that are not occluders: under the chin, nose and brows, in the eye
+    # sockets and at the jaw (``p_local_shadow``), and cast by an occluder beside itself
+    # (``p_cast_shadow``). 0 and 0 (with p_skin_tone 0) are the first shipped network's data;
+    # with these, IoU on the hand-drawn masks 0.86 / 0.82 / 0.70 against 0.85 / 0.78 / 0.66
+    # (README, "Automatic occlusion mask")
+    p_local_shadow: float = 0.4
+    p_cast_shadow: float = 0.4
+    # share of crops whose face (the grown hull, soft-edged) is darkened and tinted before the
+    # occluders go on: other skin tones against the same occluders (the photos are mostly light)
+    p_skin_tone: float = 0.3
     checkpoint_every: int = 100
     seed: int = 0
     threads: int = 0                # torch threads (0: every core; training is one big job, unlike a reconstruction)
@@ -123,6 +135,55 @@ def _shading(x: np.ndarray, rng) -> np.ndarray:
     return x * field[..., None]
 
 
+# landmarks where faces fall into their own shadow: chin, jaw corners, under the nose, the
+# inner eye corners (sockets), the brows' middles, the mouth corners
+SHADOW_ANCHORS = (8, 7, 9, 5, 11, 33, 39, 42, 19, 24, 48, 54)
+
+
+def _darken(x: np.ndarray, amount: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """x (H, W, 3) uint8 times 1 - amount (H, W) in [0, 1], except where ``keep`` (H, W) bool."""
+    f = 1.0 - np.where(keep, 0.0, amount)[..., None]
+    return np.clip(x.astype(np.float32) * f + 0.5, 0, 255).astype(np.uint8)
+
+
+def _shadows(crop: np.ndarray, pts: np.ndarray, label: np.ndarray, rng, settings: OcclusionTrainSettings) -> np.ndarray:
+    """Soft shadows on what the label leaves uncovered (an occluder in front stays lit): 1-3
+    blurred ellipses at ``SHADOW_ANCHORS``, and the label's own silhouette shifted and blurred
+    (a contact shadow). Assumption: a shadow darkens without texture, an occluder brings its own."""
+    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    h, w = label.shape
+    if rng.random() < settings.p_local_shadow:
+        field = np.zeros((h, w), np.float32)
+        for _ in range(int(rng.integers(1, 4))):
+            c = pts[SHADOW_ANCHORS[int(rng.integers(len(SHADOW_ANCHORS)))]] + rng.normal(0, 0.1 * iod, 2)
+            axes = (int(rng.uniform(0.15, 0.6) * iod) + 1, int(rng.uniform(0.1, 0.35) * iod) + 1)
+            blob = np.zeros((h, w), np.uint8)
+            cv2.ellipse(blob, (int(c[0]), int(c[1])), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+            soft = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), rng.uniform(0.08, 0.25) * iod)
+            field = np.maximum(field, soft * rng.uniform(0.25, 0.7))
+        crop = _darken(crop, field, label)
+    if label.any() and rng.random() < settings.p_cast_shadow:
+        ang = rng.uniform(0, 2 * np.pi)
+        d = rng.uniform(0.05, 0.25) * iod
+        M = np.float32([[1, 0, d * np.cos(ang)], [0, 1, d * np.sin(ang)]])
+        sil = cv2.warpAffine(label.astype(np.float32), M, (w, h))
+        sil = cv2.GaussianBlur(sil, (0, 0), rng.uniform(0.03, 0.15) * iod)
+        crop = _darken(crop, sil * rng.uniform(0.3, 0.65), label)
+    return crop
+
+
+def _skin_tone(crop: np.ndarray, pts: np.ndarray, rng) -> np.ndarray:
+    """The face darkened to 40-85% and tinted warmer, fading out over 0.15 IOD at the hull's edge
+    (hair and background as they were). Assumption: another skin tone is, to first order, a
+    lower albedo with more red than blue."""
+    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    m = face_region(pts, crop.shape[:2], 0.05 * iod).astype(np.float32)
+    m = cv2.GaussianBlur(m, (0, 0), 0.15 * iod)[..., None]
+    gain = rng.uniform(0.4, 0.85) * np.array([1.0, rng.uniform(0.85, 0.97), rng.uniform(0.7, 0.92)], np.float32)
+    x = crop.astype(np.float32) * (1 - m + m * gain)
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
 def _photometric(img: np.ndarray, rng) -> np.ndarray:
     x = _shading(img.astype(np.float32) / 255.0, rng)
     if rng.random() < 0.1:
@@ -151,6 +212,8 @@ def make_sample(face: FaceSource, rng: np.random.Generator, settings: OcclusionT
     crop = warp_to_crop(face.image, A)
     pts = face.points68 @ A[:, :2].T.astype(np.float64) + A[:, 2]
     label = np.zeros((CROP, CROP), bool)
+    if settings.p_skin_tone > 0 and rng.random() < settings.p_skin_tone:
+        crop = _skin_tone(crop, pts, rng)
     u = rng.random()
     n = 0 if u < settings.p_none else (2 if u < settings.p_none + settings.p_two else 1)
     kinds = list(settings.kinds) + (list(EVAL_KINDS) if settings.eval_kinds else [])
@@ -164,6 +227,8 @@ def make_sample(face: FaceSource, rng: np.random.Generator, settings: OcclusionT
             mask = layer.alpha >= 0.5
         crop = composite(crop, layer).image
         label |= mask
+    if settings.p_local_shadow > 0 or settings.p_cast_shadow > 0:
+        crop = _shadows(crop, pts, label, rng, settings)
     if rng.random() < 0.5:
         crop, label, pts = crop[:, ::-1], label[:, ::-1], pts * [-1, 1] + [CROP - 1, 0]
     crop = _photometric(np.ascontiguousarray(crop), rng)
