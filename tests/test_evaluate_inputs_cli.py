@@ -12,6 +12,7 @@ import cv2
 import pytest
 
 from conftest import IMAGES
+from test_inputs_masks_cli import NET_IOU_BARS
 
 pytest.importorskip("mediapipe")
 
@@ -45,9 +46,9 @@ def test_evaluate_inputs_reports_real_masks_synthetic_occluders_and_overlays(tmp
         assert r["cases"] + r["no_face"] == 1, kind
         if r["cases"]:
             assert 0.0 <= r["auto_iou_in_face"] <= 1.0 and f"| {kind} | 1 |" in md
-    # the hand-drawn masks: IoU inside the face at the bars of test_inputs_masks_cli (the network's
-    # measured 0.85 / 0.78 / 0.66), and the markdown table shows the same numbers as the JSON
-    bars = {"glasses_woman": 0.8, "watch_over_nose": 0.72, "sunglasses_beard": 0.6}
+    # the hand-drawn masks: IoU inside the face at the bars of test_inputs_masks_cli, and the
+    # markdown table shows the same numbers as the JSON
+    bars = NET_IOU_BARS
     assert set(report["real_masks"]) == set(bars)
     for name, bar in bars.items():
         r = report["real_masks"][name]

@@ -32,11 +32,14 @@ def test_face_mask_is_the_hull_of_the_mesh():
 
 
 # IoU inside the face hull against the hand-drawn masks of real photos the network never saw.
-# The bars sit a little under what the shipped network reaches (0.85, 0.78, 0.66; the product's
-# goal is 0.8 each, not met on the last two); the skin-colour method's are what it reached (its
+# The bars sit a little under what the shipped network reaches (0.86, 0.82, 0.70; the product's
+# goal is 0.8 each, not met on the last); the skin-colour method's are what it reached (its
 # sunglasses_beard IoU is 0.01).
+NET_IOU_BARS = {"glasses_woman": 0.82, "watch_over_nose": 0.78, "sunglasses_beard": 0.65}
+
+
 @pytest.mark.parametrize("name, method, min_iou", [
-    ("glasses_woman", "net", 0.8), ("watch_over_nose", "net", 0.72), ("sunglasses_beard", "net", 0.6),
+    *((name, "net", bar) for name, bar in NET_IOU_BARS.items()),
     ("glasses_woman", "skin", 0.6), ("watch_over_nose", "skin", 0.5)])
 def test_auto_mask_on_real_occlusions(name, method, min_iou):
     from d3dface.inputs.settings import AutoMaskSettings
