@@ -9,12 +9,13 @@ masks, cups, scarves) and, with ``eval_kinds``, the evaluation generator's three
 with seeds far from the ones ``evaluate-inputs`` uses. The label is the union of the
 occluders' pixels (alpha >= 0.5). Then the whole crop is jittered photometrically
 (a smooth light field that puts a side of the face in shadow, brightness, contrast, gamma,
-colour balance, saturation, grey, blur, noise, JPEG). Optionally soft shadows that are
-not occluders are laid on the skin first (``p_local_shadow``, ``p_cast_shadow``), and the
-face may take another skin tone before the occluders go on (``p_skin_tone``).
+colour balance, saturation, grey, blur, noise, JPEG). Before that, soft shadows that are
+not occluders go on the skin (``p_local_shadow``, ``p_cast_shadow``); before the occluders,
+the face may take another skin tone (``p_skin_tone``).
 
 Assumptions: occluders look like these generators' shapes and textures; a face is any
-of the given photos under those colour changes; a beard counts as an occluder (as in the
+of the given photos under those colour, tone and shadow changes; a shadow is never an
+occluder; a beard counts as an occluder (as in the
 hand-drawn masks: it hides the chin's shape).
 
 Loss: binary cross-entropy plus soft Dice, inside the face hull (grown by a margin);
