@@ -25,7 +25,7 @@ import torch
 from d3dface.complete.diversify import DiversifySettings, diversify_gaussian
 from d3dface.complete.settings import RegionPriorSettings
 from d3dface.evaluation import diversity_eval as de
-from d3dface.evaluation.metrics import align_to, closest_sample_error, creased_edges, diversity_metrics
+from d3dface.evaluation.metrics import align_to, closest_sample_error, creased_edges, diversity_metrics, vertex_mask
 from d3dface.evaluation.synthetic_faces import OCCLUDER_TYPES, SyntheticFaceMaker
 from d3dface.fit.settings import FitSettings
 from d3dface.reconstruct import get_engine
@@ -52,8 +52,7 @@ def best_in_prior(prior, fit_vertices, f, hidden, seen, face) -> float:
     (unit noise per mm, so that |eps| stays a prior draw's): a bound on any sample's CSE."""
     cond = prior.condition(torch.as_tensor(~hidden))
     G = cond.G.double().view(-1, 3, cond.num_coefficients)
-    target = hidden.copy()
-    target[np.setdiff1d(np.arange(len(hidden)), face)] = False
+    target = hidden & vertex_mask(face, len(hidden))
     r = torch.as_tensor(align_to(f.gt_vertices, fit_vertices, seen) - fit_vertices, dtype=torch.float64)
     A = G[torch.as_tensor(target)].reshape(-1, G.shape[-1]) * 1e3  # mm per unit
     b = r[torch.as_tensor(target)].reshape(-1) * 1e3
@@ -79,9 +78,7 @@ def main() -> None:
         f = maker.make(seed, kind)
         fit = fitter.fit(f.evidence)
         # the bound on coverage: the fit where seen and the truth itself where hidden
-        seen = np.zeros(len(fit.vertices), bool)
-        seen[face] = True
-        seen &= ~fit.occluded
+        seen = vertex_mask(face, len(fit.vertices)) & ~fit.occluded
         oracle = align_to(fit.vertices, f.gt_vertices, seen)
         oracle[fit.occluded] = f.gt_vertices[fit.occluded]
         cse_oracle = closest_sample_error(oracle[None], f.gt_vertices, face)[0]

@@ -48,9 +48,8 @@ def test_evaluate_inputs_reports_real_masks_synthetic_occluders_and_overlays(tmp
             assert 0.0 <= r["auto_iou_in_face"] <= 1.0 and f"| {kind} | 1 |" in md
     # the hand-drawn masks: IoU inside the face at the bars of test_inputs_masks_cli, and the
     # markdown table shows the same numbers as the JSON
-    bars = NET_IOU_BARS
-    assert set(report["real_masks"]) == set(bars)
-    for name, bar in bars.items():
+    assert set(report["real_masks"]) == set(NET_IOU_BARS)
+    for name, bar in NET_IOU_BARS.items():
         r = report["real_masks"][name]
         assert r["iou_in_face"] > bar, (name, r)
         assert r["iou_in_face_skin"] < r["iou_in_face"]  # the network beats the skin model on each photo

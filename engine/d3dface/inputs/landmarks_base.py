@@ -50,6 +50,12 @@ IBUG_GROUPS = {
 OUTER_EYE_CORNERS = (36, 45)
 
 
+def inter_ocular_distance(points68: np.ndarray) -> float:
+    """Distance between the outer eye corners (iBUG 36 and 45) of (68, 2) points, px."""
+    a, b = OUTER_EYE_CORNERS
+    return float(np.linalg.norm(np.asarray(points68)[a] - np.asarray(points68)[b]))
+
+
 @dataclass
 class FaceDetection:
     """One face as a backend reports it, in the pixels of the image it was given."""
@@ -95,8 +101,7 @@ class Landmarks:
     @property
     def inter_ocular(self) -> float:
         """Distance between the outer eye corners (iBUG 36 and 45), px."""
-        a, b = OUTER_EYE_CORNERS
-        return float(np.linalg.norm(self.points68[a] - self.points68[b]))
+        return inter_ocular_distance(self.points68)
 
     def occluded68(self, occlusion: np.ndarray | None, margin: float = 0.0) -> np.ndarray:
         """(68,) bool: the point lies in ``occlusion`` (H, W) bool, grown by ``margin`` x IOD px, or off the image."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..paths import find_assets_dir
+from .landmarks_base import inter_ocular_distance
 
 KINDS = ("glasses", "face_mask", "object")
 _SHIFT = 4                   # cv2 sub-pixel bits for polygon vertices
@@ -119,7 +120,7 @@ def _face_frame(points68: np.ndarray):
     p = np.asarray(points68, np.float64)
     eye_r, eye_l = p[36:42].mean(0), p[42:48].mean(0)
     axis = eye_l - eye_r
-    iod = float(np.linalg.norm(p[45] - p[36]))
+    iod = inter_ocular_distance(p)
     if not np.isfinite(iod) or iod < 2:
         raise InputFileError("landmarks too small or degenerate to place an occluder")
     ux = axis / max(np.linalg.norm(axis), 1e-9)      # image direction of the face's x axis

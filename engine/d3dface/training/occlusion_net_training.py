@@ -41,7 +41,7 @@ import torch
 from ..atomic import write_atomic, write_text_atomic
 from ..errors import InputFileError
 from ..inputs.image_io import load_image
-from ..inputs.landmarks_base import detect_landmarks
+from ..inputs.landmarks_base import detect_landmarks, inter_ocular_distance
 from ..inputs.masks import hull_mask, outline_from_68
 from ..inputs.occluders import KINDS as EVAL_KINDS, composite, load_textures, occluder_layer
 from ..inputs.occlusion_net import CROP, OcclusionNet, crop_transform, net_payload, network_input, warp_to_crop
@@ -151,7 +151,7 @@ def _shadows(crop: np.ndarray, pts: np.ndarray, label: np.ndarray, rng, settings
     """Soft shadows on what the label leaves uncovered (an occluder in front stays lit): 1-3
     blurred ellipses at ``SHADOW_ANCHORS``, and the label's own silhouette shifted and blurred
     (a contact shadow). Assumption: a shadow darkens without texture, an occluder brings its own."""
-    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    iod = inter_ocular_distance(pts)
     h, w = label.shape
     if rng.random() < settings.p_local_shadow:
         field = np.zeros((h, w), np.float32)
@@ -177,7 +177,7 @@ def _skin_tone(crop: np.ndarray, pts: np.ndarray, rng) -> np.ndarray:
     """The face darkened to 40-85% and tinted warmer, fading out over 0.15 IOD at the hull's edge
     (hair and background as they were). Assumption: another skin tone is, to first order, a
     lower albedo with more red than blue."""
-    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    iod = inter_ocular_distance(pts)
     m = face_region(pts, crop.shape[:2], 0.05 * iod).astype(np.float32)
     m = cv2.GaussianBlur(m, (0, 0), 0.15 * iod)[..., None]
     gain = rng.uniform(0.4, 0.85) * np.array([1.0, rng.uniform(0.85, 0.97), rng.uniform(0.7, 0.92)], np.float32)
@@ -233,7 +233,7 @@ def make_sample(face: FaceSource, rng: np.random.Generator, settings: OcclusionT
     if rng.random() < 0.5:
         crop, label, pts = crop[:, ::-1], label[:, ::-1], pts * [-1, 1] + [CROP - 1, 0]
     crop = _photometric(np.ascontiguousarray(crop), rng)
-    iod = float(np.linalg.norm(pts[45] - pts[36]))
+    iod = inter_ocular_distance(pts)
     inside = face_region(pts, (CROP, CROP), 0.1 * iod)
     weight = np.where(inside, 1.0, settings.outside_weight).astype(np.float32)
     return crop, np.ascontiguousarray(label), weight
