@@ -1,8 +1,8 @@
 """Do a head's expression keys keep it whole? At weight 1, on a neutral head of the head model:
 - eyeBlinkLeft / eyeBlinkRight: lid triangles crossing the eyeball's triangles and lid vertices
-  inside the eyeball's fitted sphere, each against the neutral head's own (FLAME's eyeballs
-  already cut the socket skin behind the lids: only what the key adds counts), and the share
-  of the eyeball's front that the lids hide from the front view (a closed eye hides it all);
+  inside the eyeball's fitted sphere, each with the neutral head's own, and the share of the
+  eyeball's front that the lids hide from the front view (a closed eye hides it all). The socket
+  skin behind the eyeball, which FLAME's eyeballs cut by design, is not lid (``eye_face_sets``);
 - jawOpen, mouthClose and jawOpen + mouthClose: lip triangles crossing lip triangles (ARKit's
   mouthClose is a corrective meant on top of jawOpen: alone it pushes the lips into each other).
 Numpy; metres.
@@ -34,6 +34,19 @@ def front_cover(vertices: np.ndarray, faces: np.ndarray, eyeball: np.ndarray) ->
     return float(hidden.mean())
 
 
+def eye_face_sets(model, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """One eye's (lid triangles, eyeball triangles) of ``model``, face indices. Lid triangles touch
+    ``{side}_eye_region`` and have no corner on the eyeball nor on the socket skin behind it (skin
+    inside the eyeball's fitted sphere on the template, which FLAME's eyeballs cut by design)."""
+    F = np.asarray(model.faces)
+    t = np.asarray(model.v_template, np.float64)
+    eye = np.asarray(model.regions[f"{side}_eyeball"])
+    behind = points_inside_sphere(t, *fit_sphere(t[eye])) > 0
+    behind[eye] = True
+    lid = np.isin(F, np.asarray(model.regions[f"{side}_eye_region"])).any(1) & ~behind[F].any(1)
+    return np.flatnonzero(lid), np.flatnonzero(np.isin(F, eye).all(1))
+
+
 def key_offset(model, keys, names: str) -> np.ndarray:
     """(V, 3) offset of the keys ``"a+b"`` (of ``expression_keys(model)``) at weight 1."""
     combo = sum(keys.combos[keys.names.index(n)] for n in names.split("+"))
@@ -49,8 +62,7 @@ def check_head(model, neutral: np.ndarray) -> dict:
     for side, key in (("left", "eyeBlinkLeft"), ("right", "eyeBlinkRight")):
         eye = np.asarray(model.regions[f"{side}_eyeball"])
         lid = np.asarray(model.regions[f"{side}_eye_region"])
-        eye_f = np.flatnonzero(np.isin(F, eye).all(1))
-        lid_f = np.flatnonzero(np.isin(F, lid).any(1) & ~np.isin(F, eye).any(1))
+        lid_f, eye_f = eye_face_sets(model, side)
         centre, radius = fit_sphere(v0[eye])
         v1 = v0 + key_offset(model, keys, key)
         pairs = [len(intersecting_triangle_pairs(v, F, lid_f, eye_f)) for v in (v0, v1)]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..head_model.mesh_quality import degenerate_triangles, flipped_triangles
 from ..head_model.self_intersection import intersecting_triangle_pairs
+from .expression_checks import eye_face_sets
 
 CHECKS = ("flipped", "degenerate", "lip_pairs", "lid_eyeball_pairs")
 
@@ -16,13 +17,7 @@ CHECKS = ("flipped", "degenerate", "lip_pairs", "lid_eyeball_pairs")
 def _face_sets(model) -> dict:
     F = np.asarray(model.faces)
     lips = np.flatnonzero(np.isin(F, np.asarray(model.regions["lips"])).any(1))
-    sides = []
-    for side in ("left", "right"):
-        eye = np.asarray(model.regions[f"{side}_eyeball"])
-        lid = np.asarray(model.regions[f"{side}_eye_region"])
-        sides.append((np.flatnonzero(np.isin(F, lid).any(1) & ~np.isin(F, eye).any(1)),
-                      np.flatnonzero(np.isin(F, eye).all(1))))
-    return {"lips": lips, "sides": sides}
+    return {"lips": lips, "sides": [eye_face_sets(model, side) for side in ("left", "right")]}
 
 
 def _counts(v: np.ndarray, fit: np.ndarray, F: np.ndarray, sets: dict) -> dict:

@@ -2,8 +2,9 @@
 
 Steps (DESIGN 2.2): similarity alignment on the inner 51 landmarks both models define
 (ICT cm -> FLAME m); non-rigid registration of the FLAME template onto the ICT neutral;
-barycentric transfer of every identity and expression shape; rigid eyeballs; derived
-joints, regressor and skinning weights. FLAME's regions, UVs and landmark embeddings are
+barycentric transfer of every identity and expression shape; rigid eyeballs, seated behind
+the lids and moving with them, and blinks that close over them (``eyes``); derived joints, regressor and skinning
+weights. FLAME's regions, UVs and landmark embeddings are
 kept. Deterministic: the same inputs give the same file.
 """
 
@@ -20,6 +21,7 @@ from ..flame_assets import FLAME_TOPOLOGY_META, load_flame_topology
 from ..layer import HeadLayer
 from ..model import FLAME_JOINT_NAMES, HeadModel
 from .alignment import apply_similarity, similarity_transform
+from .eyes import closing_blink, lid_following_eyeballs, seat_eyeballs
 from .ict_source import ICT_ATTRIBUTION, load_ict
 from ..mesh_quality import degenerate_triangles, flipped_triangles
 from .registration import RegistrationSettings, register_template, untangle_delta
@@ -45,6 +47,7 @@ class BuildReport:
     jaw_centre_m: list = field(default_factory=list)
     jaw_open_angle_deg: float = 0.0
     jaw_rigid_rms_mm: float = 0.0
+    eyeball_shift_mm: dict = field(default_factory=dict)  # how far each eyeball moved back behind its lids
 
 
 def _landmarks(model: HeadModel, vertices: np.ndarray) -> np.ndarray:
@@ -89,18 +92,25 @@ def build_open_model(ict_dir: str | Path, flame_dir: str | Path,
     log("registering the FLAME template onto the ICT neutral (non-rigid ICP)")
     reg = register_template(flame, ict_v, ict.triangles, ict.part, ict_lmk, settings)
     template = reg.vertices
-    err_reg = np.linalg.norm(_landmarks(flame, template) - ict_lmk, axis=1)[INNER_LANDMARKS]
+    lmk_registered = _landmarks(flame, template)
+    err_reg = np.linalg.norm(lmk_registered - ict_lmk, axis=1)[INNER_LANDMARKS]
+    log("seating the eyeballs behind the lids")
+    shifts = seat_eyeballs(template, flame.regions)
 
     log("transferring 100 identity and 53 expression shapes")
     shapedirs, exprdirs, eyeball = _transfer_shapes(flame, ict, reg, ict_v, s, R)
+    lid_following_eyeballs(template, flame.faces, shapedirs, flame.regions)
     log("removing folds the source shapes make on this topology")
     folds = remove_folds(template, flame.faces, shapedirs, exprdirs, eyeball)
+    log("closing the blinks over the eyeballs")
+    _close_blinks(flame, template, exprdirs, ict.expression_names, lmk_registered)
 
     log("deriving joints and skinning weights")
     jaw_open = exprdirs[:, :, ict.expression_names.index("jawOpen")].astype(np.float64)
     regressor, weights, jaw = derive_rig(template, flame.faces, flame.regions, jaw_open)
 
     report = _build_report(flame, reg, s, err_sim, err_reg, folds, jaw)
+    report.eyeball_shift_mm = {side: round(v * 1000, 3) for side, v in shifts.items()}
     rig = (regressor, weights)
     return _head_model(flame, ict, template, shapedirs, exprdirs, rig, _model_meta(ict, report)), report
 
@@ -123,6 +133,18 @@ def _transfer_shapes(flame: HeadModel, ict, reg, ict_v: np.ndarray, s, R) -> tup
         bases.append(dirs)
     shapedirs, exprdirs = bases
     return shapedirs, exprdirs, eyeball
+
+
+def _close_blinks(flame: HeadModel, template: np.ndarray, exprdirs: np.ndarray, names: list[str],
+                  landmarks: np.ndarray) -> None:
+    """Replace the eyeBlink shapes of ``exprdirs`` (V, 3, E), in place, by ``closing_blink`` on the
+    eye each one moves most (its lid region's largest carried motion)."""
+    for name in ("eyeBlink_L", "eyeBlink_R"):
+        k = names.index(name)
+        side = max(("left", "right"), key=lambda s: np.abs(exprdirs[flame.regions[f"{s}_eye_region"], :, k]).max())
+        exprdirs[:, :, k] = closing_blink(template, flame.faces, exprdirs[:, :, k].astype(np.float64),
+                                          flame.regions[f"{side}_eyeball"], flame.regions[f"{side}_eye_region"],
+                                          landmarks).astype(np.float32)
 
 
 def _build_report(flame: HeadModel, reg, s, err_sim, err_reg: np.ndarray, folds: dict, jaw) -> BuildReport:
