@@ -127,3 +127,10 @@ def test_bench_addon_dir_is_checked_and_optional(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--addon-dir" in err[0]
     assert "--addon-dir" in run_blender(16, 1, 1, None)["skipped"]
+
+
+def test_evaluate_expressions_refuses_a_negative_identity_count(tmp_path, capsys):
+    out = tmp_path / "checks.json"
+    assert main(["evaluate-expressions", "--identities", "-1", "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["d3dface: error: --identities must be 0 or more, got -1"] and not out.exists()

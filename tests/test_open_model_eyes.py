@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import trimesh
 from scipy.spatial.transform import Rotation
 
+from d3dface.evaluation.expression_checks import random_identities
 from d3dface.head_model import HeadModel
 from d3dface.head_model.load import DEFAULT_MODEL_FILE
 from d3dface.head_model.mesh_quality import degenerate_triangles, flipped_triangles
@@ -64,18 +65,11 @@ def _front_hidden(v: np.ndarray, F: np.ndarray, eyeball) -> float:
     return float(hidden.mean())
 
 
-def _identities(model, n: int, sigma: float, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = model.v_template.astype(np.float64)
-    S = model.shapedirs.astype(np.float64)
-    return [t + np.einsum("vck,k->vc", S, sigma * rng.normal(size=S.shape[2])) for _ in range(n)]
-
-
 def test_eyeballs_sit_behind_the_lids(model):
     """Every lid vertex lies outside its eyeball's mesh, by half a millimetre or more, on the
     template and on random identities (coefficients ~ N(0, 1))."""
     F = model.faces
-    for v in [model.v_template.astype(np.float64), *_identities(model, 4, 1.0, seed=3)]:
+    for v in [model.v_template.astype(np.float64), *random_identities(model, 4, 1.0, seed=3)]:
         for side, _ in SIDES:
             eye = trimesh.Trimesh(v, F[_faces_within(F, model.regions[f"{side}_eyeball"])], process=False)
             assert eye.is_watertight
@@ -113,7 +107,7 @@ def test_blink_keeps_clear_of_the_eyeball_on_other_identities(model):
     eye and adds no lid triangle crossing an eyeball triangle, halfway or closed, to those the
     head has at rest (where identity modes bend the socket's rim, a few can cross at rest)."""
     F = model.faces
-    for v in _identities(model, 4, 1.0, seed=11):
+    for v in random_identities(model, 4, 1.0, seed=11):
         for side, key in SIDES:
             d = _blink(model, key)
             lid_f = _lid_faces(model, side)

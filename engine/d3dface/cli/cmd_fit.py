@@ -93,6 +93,8 @@ def register_expression_checks(sub) -> None:
     p.add_argument("--images", help="folder holding faces/ and occluded/ (default: <shared>/images)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--assets", help=ASSETS_HELP)
+    p.add_argument("--identities", type=int, default=0, metavar="N",
+                   help="also check N random identities of the model (coefficients ~ N(0, 1), seed 0); default 0")
     add_json(p, "the per-photo checks")
     p.set_defaults(run=run_evaluate_expressions)
 
@@ -112,12 +114,15 @@ def _shared_photos_and_fitter(args, mode: str):
 
 
 def run_evaluate_expressions(args) -> int:
-    from ..evaluation.expression_checks import check_head, markdown
+    from ..evaluation.expression_checks import check_head, markdown, random_identities
     from ..head_model.expression_split import ExpressionState, neutralise
     from ..inputs import prepare_face_inputs
 
+    if args.identities < 0:
+        raise D3DFaceError(f"--identities must be 0 or more, got {args.identities}")
     photos, model, fitter = _shared_photos_and_fitter(args, FitSettings.mode)
     rows = [("template", check_head(model, model.v_template))]
+    rows += [(f"identity_{i:02d}", check_head(model, v)) for i, v in enumerate(random_identities(model, args.identities))]
     for photo, mask in tqdm(photos, desc="photos", file=sys.stderr):
         try:
             fit = fitter.fit(evidence_from_inputs(prepare_face_inputs(photo, mask=mask)))

@@ -1,7 +1,8 @@
 """Do a head's expression keys keep it whole? At weight 1, on a neutral head of the head model:
 - eyeBlinkLeft / eyeBlinkRight: lid triangles crossing the eyeball's triangles and lid vertices
   inside the eyeball's fitted sphere, each with the neutral head's own, and the share of the
-  eyeball's front that the lids hide from the front view (a closed eye hides it all). The socket
+  eyeball's front that the lids hide from the front view (a closed eye hides it all), and the
+  triangles the key flips over (against the neutral head's) or degenerates. The socket
   skin behind the eyeball, which FLAME's eyeballs cut by design, is not lid (``eye_face_sets``);
 - jawOpen, mouthClose and jawOpen + mouthClose: lip triangles crossing lip triangles (ARKit's
   mouthClose is a corrective meant on top of jawOpen: alone it pushes the lips into each other).
@@ -14,6 +15,7 @@ import numpy as np
 import trimesh
 
 from ..head_model.arkit import expression_keys
+from ..head_model.mesh_quality import degenerate_triangles, flipped_triangles
 from ..head_model.self_intersection import fit_sphere, intersecting_triangle_pairs, points_inside_sphere
 
 LIP_CHECKS = ("jawOpen", "mouthClose", "jawOpen+mouthClose")
@@ -53,6 +55,14 @@ def key_offset(model, keys, names: str) -> np.ndarray:
     return np.einsum("vce,e->vc", np.asarray(model.exprdirs, np.float64), combo)
 
 
+def random_identities(model, n: int, sigma: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """``n`` neutral heads (V, 3) of the model's identity space, coefficients ~ N(0, sigma^2)."""
+    rng = np.random.default_rng(seed)
+    t = np.asarray(model.v_template, np.float64)
+    S = np.asarray(model.shapedirs, np.float64)
+    return [t + np.einsum("vck,k->vc", S, sigma * rng.normal(size=S.shape[2])) for _ in range(n)]
+
+
 def check_head(model, neutral: np.ndarray) -> dict:
     """The checks above for one neutral head (V, 3): {check name: {measure: value}}."""
     v0 = np.asarray(neutral, np.float64)
@@ -69,7 +79,8 @@ def check_head(model, neutral: np.ndarray) -> dict:
         inside = [int((points_inside_sphere(v[lid], centre, radius) > 0).sum()) for v in (v0, v1)]
         out[key] = {"lid_eyeball_pairs_neutral": pairs[0], "lid_eyeball_pairs": pairs[1],
                     "lid_inside_neutral": inside[0], "lid_inside": inside[1],
-                    "front_hidden_neutral": front_cover(v0, F, eye), "front_hidden": front_cover(v1, F, eye)}
+                    "front_hidden_neutral": front_cover(v0, F, eye), "front_hidden": front_cover(v1, F, eye),
+                    "flipped": len(flipped_triangles(v0, v1, F)), "degenerate": len(degenerate_triangles(v1, F))}
     lips = np.flatnonzero(np.isin(F, np.asarray(model.regions["lips"])).any(1))
     neutral_pairs = len(intersecting_triangle_pairs(v0, F, lips))
     for names in LIP_CHECKS:
@@ -80,7 +91,8 @@ def check_head(model, neutral: np.ndarray) -> dict:
 
 def markdown(rows: list[tuple[str, dict]]) -> str:
     """One line per head: blink crossings and cover, lip crossings per lip check."""
-    head = ("| head | blink L: lid x eyeball pairs (neutral) / inside (neutral) / front hidden (neutral) | blink R: same | "
+    head = ("| head | blink L: lid x eyeball pairs (neutral) / inside (neutral) / front hidden (neutral) / flipped "
+            "| blink R: same | "
             + " | ".join(f"{n}: lip pairs" for n in LIP_CHECKS) + " |\n")
     lines = [head, "|---" * (3 + len(LIP_CHECKS)) + "|\n"]
     for name, r in rows:
@@ -88,7 +100,8 @@ def markdown(rows: list[tuple[str, dict]]) -> str:
         for key in ("eyeBlinkLeft", "eyeBlinkRight"):
             b = r[key]
             cells.append(f"{b['lid_eyeball_pairs']} ({b['lid_eyeball_pairs_neutral']}) / {b['lid_inside']} "
-                         f"({b['lid_inside_neutral']}) / {b['front_hidden']:.0%} ({b['front_hidden_neutral']:.0%})")
+                         f"({b['lid_inside_neutral']}) / {b['front_hidden']:.0%} ({b['front_hidden_neutral']:.0%}) "
+                         f"/ {b['flipped']}")
         cells += [str(r[n]["lip_pairs"]) for n in LIP_CHECKS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |\n")
     return "".join(lines)
