@@ -3,9 +3,9 @@
 Steps (DESIGN 2.2): similarity alignment on the inner 51 landmarks both models define
 (ICT cm -> FLAME m); non-rigid registration of the FLAME template onto the ICT neutral;
 barycentric transfer of every identity and expression shape; rigid eyeballs, seated behind
-the lids and moving with them, and blinks that close over them (``eyes``); derived joints, regressor and skinning
-weights. FLAME's regions, UVs and landmark embeddings are
-kept. Deterministic: the same inputs give the same file.
+the lids and moving with them, and blinks that close over them (``eyes``); derived joints,
+regressor and skinning weights. FLAME's regions, UVs and landmark embeddings are kept.
+Deterministic: the same inputs give the same file.
 """
 
 from __future__ import annotations
