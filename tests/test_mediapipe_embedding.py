@@ -62,11 +62,12 @@ def test_it_agrees_with_flames_independent_105_point_embedding(model, emb, topol
 
 @pytest.mark.slow
 def test_a_fresh_derivation_agrees_with_the_shipped_one(model, emb):
-    """Two heads and three views (the shipped file used 7 heads and 15 views): the rebuild's points
+    """Two heads and six views (the shipped file used 7 heads and 15 views; with level views only,
+    the inner lower lip's point 88 fell into the lips' gap in every one): the rebuild's points
     lie within 3 mm (median) of the shipped ones; bit-identity is not expected across machines."""
     from d3dface.training.mediapipe_embedding import EmbeddingSettings, derive_embedding
 
-    fresh = derive_embedding(model, EmbeddingSettings(random_heads=1, yaws_deg=(-10.0, 0.0, 10.0), pitches_deg=(0.0,)))
+    fresh = derive_embedding(model, EmbeddingSettings(random_heads=1, yaws_deg=(-10.0, 0.0, 10.0), pitches_deg=(-10.0, 0.0)))
     d = np.linalg.norm(_points(model, fresh.faces, fresh.bary) - _points(model, emb.faces, emb.bary), axis=1) * 1e3
     inner = ~emb.contour & ~emb.iris
     assert np.median(d[inner]) < 3.0, np.median(d[inner])

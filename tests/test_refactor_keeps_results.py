@@ -9,7 +9,11 @@ setting (as for the join below) or moves BASELINE to the commit that made the ch
 BASELINE moved to 374f715 (issue 18): the fit's landmarks (our 478-point MediaPipe embedding),
 its default mode (full+local) and its albedo (no mean texture) changed on purpose; earlier the
 baseline was 124b163, run here with its smoothstep join. Issue 17 made the "gaussian" completion
-the default: this checkout runs here with the baseline's Mesh-VAE completion."""
+the default: this checkout runs here with the baseline's Mesh-VAE completion.
+
+BASELINE moved to 972430f (issue 21): the open model's eyeballs sit behind the lids, move with
+them and the blink closes over them, and the Mesh-VAE was retrained on that template, so every
+result changed on purpose. Both engines now run the same script (the Mesh-VAE completion)."""
 
 from __future__ import annotations
 
@@ -25,18 +29,10 @@ import pytest
 
 from conftest import ASSETS, IMAGES, REPO
 
-BASELINE = "374f715973421860a353380c5c2f8a4af4da49f1"  # issue 18: the fit's dense landmarks, mode and albedo
+BASELINE = "972430fe73e2dfc0a39066d06cbd23bc376e9eec"  # issue 21: the seated eyes, the closing blink and the Mesh-VAE retrained on them
 PHOTO = IMAGES / "occluded" / "glasses_woman.jpg"
 MASK = IMAGES / "occluded" / "glasses_woman_mask.png"
-RUN_BASELINE = """
-import json, sys
-import d3dface
-from d3dface.reconstruct import reconstruct
-photo, mask, out = sys.argv[1:4]
-reconstruct(photo, mask=mask, samples=3, seed=5, iterations=15, device="cpu", out_dir=out)
-print(json.dumps({"engine": d3dface.__file__}))
-"""
-RUN_NOW = """
+RUN = """
 import json, sys
 import d3dface
 from d3dface.config import ReconstructConfig
@@ -76,8 +72,8 @@ def test_same_seed_gives_the_baselines_result_arrays(tmp_path):
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: no history to take the baseline from")
     old = _engine_of(BASELINE, tmp_path / "baseline")
-    used_old = _reconstruct(old, tmp_path / "old", tmp_path, RUN_BASELINE)
-    used_new = _reconstruct(REPO / "engine", tmp_path / "new", tmp_path, RUN_NOW)
+    used_old = _reconstruct(old, tmp_path / "old", tmp_path, RUN)
+    used_new = _reconstruct(REPO / "engine", tmp_path / "new", tmp_path, RUN)
     assert Path(used_old).is_relative_to(old) and Path(used_new).is_relative_to(REPO / "engine")
     a, b = np.load(tmp_path / "old" / "result.npz"), np.load(tmp_path / "new" / "result.npz")
     numeric = [k for k in a.files if a[k].dtype.kind in "biuf"]
