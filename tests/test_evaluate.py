@@ -18,9 +18,10 @@ METHODS = ("global+dpp", "global_local+dpp", "vae", "vae+dpp", "gaussian+dpp", "
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """``evaluate --quick``'s output folder and its overall rows {method: {column: value}}."""
+    """``evaluate --quick --workers 2``'s output folder and its overall rows {method: {column: value}}
+    (two worker processes: the faces are independent, and CI has two cores)."""
     out = tmp_path_factory.mktemp("quick") / "eval"
-    res = subprocess.run([D3DFACE, "evaluate", "--quick", "--device", "cpu", "--out", out], capture_output=True, text=True)
+    res = subprocess.run([D3DFACE, "evaluate", "--quick", "--workers", "2", "--device", "cpu", "--out", out], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     rows = {(r["method"], r["occluder"]): {k: float(v) for k, v in r.items() if k.endswith("mm") or k == "asd_ratio"}
             for r in csv.DictReader(open(out / "table.csv"))}

@@ -276,7 +276,7 @@ def test_evaluate_vae_command_runs(tmp_path):
 
     from d3dface.cli.main import main
 
-    assert main(["evaluate-vae", "--n", "20", "--seed", "999", "--json", str(tmp_path / "r.json")]) == 0
+    assert main(["evaluate-vae", "--n", "8", "--seed", "999", "--json", str(tmp_path / "r.json")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["full_mm"] < 3.0 and len(r["completion"]) == 3
 
