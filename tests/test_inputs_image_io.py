@@ -119,3 +119,13 @@ def test_user_mask_sizes_and_alpha(tmp_path):
     real = load_user_mask(IMAGES / "occluded" / "sunglasses_beard_mask.png", (256, 256))
     raw = cv2.imread(str(IMAGES / "occluded" / "sunglasses_beard_mask.png"))[..., 0]
     assert real.sum() == (raw >= 128).sum() and 0.05 < real.mean() < 0.3
+
+
+def test_user_mask_arrays_bool_uint8_and_float():
+    """An array mask (the library call's and Blender's form): True, 255 or 1.0 = occluded."""
+    m = np.zeros((20, 30), bool)
+    m[4:10, 5:12] = True
+    for arr in (m, m.astype(np.uint8) * 255, m.astype(np.float32)):
+        out = load_user_mask(arr, (20, 30))
+        assert out.dtype == bool and (out == m).all(), arr.dtype
+    assert load_user_mask(m, (40, 60)).sum() == 4 * m.sum()

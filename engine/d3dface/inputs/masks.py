@@ -93,6 +93,8 @@ def load_user_mask(source, shape_hw, threshold: int = 128) -> np.ndarray:
         elif raw.ndim == 3 and raw.shape[2] in (3, 4):
             raw = raw[..., [2, 1, 0, 3][: raw.shape[2]]]  # BGR(A) -> RGB(A)
     a = np.asarray(raw)
+    if a.dtype == bool:  # True = occluded
+        a = a.astype(np.uint8) * 255
     if a.size == 0 or a.ndim not in (2, 3):
         raise InputFileError(f"{name} is not a mask image (shape {a.shape})")
     scale = 255.0 / 65535.0 if a.dtype == np.uint16 else (255.0 if a.dtype.kind == "f" and a.max() <= 1 else 1.0)
