@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,6 +21,8 @@ from d3dface.head_model import load_head_model
 from d3dface.outputs.mesh_files import write_mesh
 
 from conftest import ASSETS, IMAGES
+
+TEST_SEED_FOR_DETECTION = 1_000_017
 
 D3DFACE = Path(sys.executable).parent / "d3dface"
 TEXTURE = ASSETS / "flame" / "mean_texture.jpg"
@@ -160,6 +163,30 @@ def test_fit_command_writes_outputs_and_fails_cleanly(tmp_path):
     assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
     assert not (tmp_path / "never").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_detected_landmarks_come_from_mediapipe_on_the_occluded_render(model):
+    """``landmarks="detected"``: the fit's evidence is the product's input path on the rendered
+    face. The same seed renders the same face; MediaPipe's points, carried back from the crop,
+    land near the projection of the embedded points (the "projected" evidence, 1 px noise), and
+    points well inside the occluder are not valid."""
+    seed, kind = TEST_SEED_FOR_DETECTION, "glasses"
+    proj = SyntheticFaceMaker(model, TEXTURE, heads="out-of-span").make(seed, kind).evidence
+    det = SyntheticFaceMaker(model, TEXTURE, heads="out-of-span", landmarks="detected").make(seed, kind).evidence
+    assert proj.crop is None and det.crop is not None and det.points_mp is not None
+    back = det.crop.from_crop(det.points_mp)
+    both = ~np.isnan(proj.points_mp).any(1)
+    d = np.linalg.norm(back[both] - proj.points_mp[both], axis=1)
+    iod = np.linalg.norm(proj.landmarks68[36] - proj.landmarks68[45])
+    assert np.median(d) < 0.06 * iod, (np.median(d), iod)
+    xy = np.round(back).astype(int)
+    inside = (xy >= 0).all(1) & (xy < proj.size).all(1)
+    hidden = np.zeros(len(xy), bool)
+    core = cv2.erode(proj.occlusion_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # clear of its edge
+    hidden[inside] = core[xy[inside, 1], xy[inside, 0]]
+    assert hidden.sum() > 20 and not det.valid_mp[hidden].any()
+    with pytest.raises(ValueError, match="landmarks"):
+        SyntheticFaceMaker(model, TEXTURE, landmarks="exact")
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from ..atomic import atomic_output_dir, write_text_atomic
 from ..defaults import DEFAULT_SEED
 from ..errors import D3DFaceError, InputFileError
 from ..evaluation.fit_eval import METHODS as FIT_METHODS
-from ..evaluation.synthetic_faces import HEAD_KINDS, OCCLUDER_TYPES
+from ..evaluation.synthetic_faces import HEAD_KINDS, LANDMARK_SOURCES, OCCLUDER_TYPES
 from ..fit.evidence import evidence_from_inputs
 from ..fit.local_model import cached_local_model_path
 from ..fit.partial_fit import PartialFitter
@@ -68,6 +68,11 @@ def register(sub) -> None:
     p.add_argument("--heads", default="out-of-span", choices=list(HEAD_KINDS),
                    help="ground truth: out-of-span (region-mixed heads with local detail, which no fit mode holds "
                         "exactly) or model (drawn from the head model itself) (default: %(default)s)")
+    p.add_argument("--landmarks", default="detected", choices=list(LANDMARK_SOURCES),
+                   help="what the fit is given: detected (MediaPipe on the occluded render, the product's input path) "
+                        "or projected (the model's embedded landmarks + 1 px noise: an ideal detector that agrees "
+                        "with the fit's embedding, which flatters weakly regularised fits) "
+                        "(default: %(default)s)")
     p.add_argument("--methods", nargs="+", default=list(FIT_METHODS), choices=list(FIT_MODES),
                    help="fit modes to compare (default: %(default)s)")
     p.add_argument("--model", help=MODEL_HELP)
@@ -218,7 +223,7 @@ def run_evaluate(args) -> int:
     # the test faces wear FLAME's mean texture when the assets are here; the fitter has the product's albedo
     ev = evaluate_fit(model, local, n=total, seed=args.seed, texture_path=mean_texture_path(args.assets),
                       progress=lambda d, t: bar.update(d - bar.n), heads=args.heads, methods=tuple(args.methods),
-                      fit_texture_path=RUN_TIME_TEXTURE)
+                      fit_texture_path=RUN_TIME_TEXTURE, landmarks=args.landmarks)
     bar.close()
     text = ev.markdown()
     print(text)

@@ -1,9 +1,12 @@
 """Synthetic occluded test faces: random identity, expression, head pose and lighting of a head
 model, rendered over real background photos, with one of the paper's occluder types.
 
-Ground truth is the generating mesh (canonical pose). The landmarks the fit receives are the
-projected model landmarks plus 1 px noise (a detector's role), flagged invalid inside the
-occluder; M_f is the hull of those landmarks, as for a photo.
+Ground truth is the generating mesh (canonical pose). The landmarks the fit receives are either
+"projected": the model's own embedded landmarks projected, plus 1 px noise, flagged invalid inside
+the occluder (an ideal detector that agrees with the embedding); or "detected": MediaPipe run
+on the occluded render through the product's input path (``prepare_face_inputs`` with the
+occluder's mask), so the fit sees a real detector's errors and its crop. M_f is the hull of
+those landmarks, as for a photo.
 Train and test faces never share a seed: tests use seeds from ``TEST_SEED_BASE`` upwards.
 """
 
@@ -16,13 +19,14 @@ import numpy as np
 import torch
 
 from ..fit.albedo import vertex_mean_albedo
-from ..fit.evidence import CropEvidence
+from ..fit.evidence import CropEvidence, evidence_from_inputs
 from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import axis_angle_to_matrix
 from ..head_model.landmark_embedding import NUM_MEDIAPIPE_POINTS
 from ..inputs.landmarks_base import Landmarks
 from ..inputs.masks import face_mask
 from ..inputs.occluders import apply_occluder, hidden_vertices, load_textures
+from ..inputs.prepare import prepare_face_inputs
 from .out_of_span import OutOfSpanOffsets
 from ..render import SH_CONSTANTS, PerspectiveCamera, Renderer
 from ..render.cameras import focal_from_fov
@@ -30,6 +34,7 @@ from ..render.cameras import focal_from_fov
 TEST_SEED_BASE = 1_000_000
 OCCLUDER_TYPES = ("glasses", "face_mask", "object")
 HEAD_KINDS = ("model", "out-of-span")
+LANDMARK_SOURCES = ("projected", "detected")
 
 
 def _by_mediapipe_id(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -52,9 +57,13 @@ class SyntheticFace:
 
 class SyntheticFaceMaker:
     def __init__(self, model: HeadModel, texture_path=None, background_dir=None, size: int = 224, fov_deg: float = 20.0,
-                 heads: str = "model"):
+                 heads: str = "model", landmarks: str = "projected"):
         """heads: "model" (identity and expression drawn from the model) or "out-of-span" (plus
-        region mixing and local detail, evaluation/out_of_span.py)."""
+        region mixing and local detail, evaluation/out_of_span.py); landmarks: LANDMARK_SOURCES
+        (module docstring)."""
+        if landmarks not in LANDMARK_SOURCES:
+            raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, not {landmarks!r}")
+        self.landmarks = landmarks
         if heads not in HEAD_KINDS:
             raise ValueError(f"unknown heads {heads!r}; expected one of {HEAD_KINDS}")
         self.model, self.size, self.fov = model, size, fov_deg
@@ -125,7 +134,10 @@ class SyntheticFaceMaker:
         pix, _ = cam.project(v)
         visible = self.renderer.vertex_visibility(v, cam)[0].numpy()
         gt_hidden = hidden_vertices(pix[0].numpy() + 0.5, occ.mask, visible)
-        ev = CropEvidence(image=occ.image.astype(np.float32) / 255, landmarks68=p68.astype(np.float32), valid68=~hidden68,
-                          face_mask=face_mask(lm, (S, S)), occlusion_mask=occ.mask, points_mp=pmp.astype(np.float32),
-                          valid_mp=seen_mp)
+        if self.landmarks == "detected":
+            ev = evidence_from_inputs(prepare_face_inputs(occ.image, mask=occ.mask, backend="mediapipe"))
+        else:
+            ev = CropEvidence(image=occ.image.astype(np.float32) / 255, landmarks68=p68.astype(np.float32),
+                              valid68=~hidden68, face_mask=face_mask(lm, (S, S)), occlusion_mask=occ.mask,
+                              points_mp=pmp.astype(np.float32), valid_mp=seen_mp)
         return SyntheticFace(ev, v[0].numpy(), gt_hidden, occluder, seed, beta, psi)
