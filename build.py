@@ -429,7 +429,7 @@ def test(pytest_args: list[str]) -> int:
     """The whole suite, the end-to-end paths users run included (``--fast``: without them).
     Skipped cases are listed with their reasons at the end (-rs). Two pytest-xdist workers share the
     test files (a file's tests stay in one worker, so its fixtures are built once) where the machine
-    has two cores or more: on CI's 2 cores the suite took 12.8 min against 16.4 min in one process.
+    has two cores or more: on 2 cores the suite took 12.8-15.0 min against 16.4 min in one process.
     Passing ``-n`` yourself overrides it (``-n 0``: one process)."""
     setup()
     fast = "--fast" in pytest_args
