@@ -18,6 +18,7 @@ from d3dface.training.local_models import LocalModelSettings, build_local_model,
 from d3dface.fit.partial_fit import PartialFitter
 from d3dface.fit.settings import FIT_MODES, FitSettings, uses_local_model
 from d3dface.head_model import load_head_model
+from d3dface.inputs.landmarks_base import inter_ocular_distance
 from d3dface.outputs.mesh_files import write_mesh
 
 from conftest import ASSETS, IMAGES
@@ -177,7 +178,7 @@ def test_detected_landmarks_come_from_mediapipe_on_the_occluded_render(model):
     back = det.crop.from_crop(det.points_mp)
     both = ~np.isnan(proj.points_mp).any(1)
     d = np.linalg.norm(back[both] - proj.points_mp[both], axis=1)
-    iod = np.linalg.norm(proj.landmarks68[36] - proj.landmarks68[45])
+    iod = inter_ocular_distance(proj.landmarks68)
     assert np.median(d) < 0.06 * iod, (np.median(d), iod)
     xy = np.round(back).astype(int)
     inside = (xy >= 0).all(1) & (xy < proj.size).all(1)

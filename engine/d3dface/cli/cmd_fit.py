@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..atomic import atomic_output_dir, write_text_atomic
 from ..defaults import DEFAULT_SEED
 from ..errors import D3DFaceError, InputFileError
-from ..evaluation.fit_eval import METHODS as FIT_METHODS
+from ..evaluation.fit_eval import METHODS as FIT_METHODS, TABLE1_LANDMARKS
 from ..evaluation.synthetic_faces import HEAD_KINDS, LANDMARK_SOURCES, OCCLUDER_TYPES
 from ..fit.evidence import evidence_from_inputs
 from ..fit.local_model import cached_local_model_path
@@ -68,7 +68,7 @@ def register(sub) -> None:
     p.add_argument("--heads", default="out-of-span", choices=list(HEAD_KINDS),
                    help="ground truth: out-of-span (region-mixed heads with local detail, which no fit mode holds "
                         "exactly) or model (drawn from the head model itself) (default: %(default)s)")
-    p.add_argument("--landmarks", default="detected", choices=list(LANDMARK_SOURCES),
+    p.add_argument("--landmarks", default=TABLE1_LANDMARKS, choices=list(LANDMARK_SOURCES),
                    help="what the fit is given: detected (MediaPipe on the occluded render, the product's input path) "
                         "or projected (the model's embedded landmarks + 1 px noise: an ideal detector that agrees "
                         "with the fit's embedding, which flatters weakly regularised fits) "

@@ -17,9 +17,10 @@ from ..fit.local_model import LocalModel
 from ..fit.partial_fit import PartialFitter
 from ..fit.settings import FitSettings, uses_local_model
 from ..head_model import HeadModel
-from .synthetic_faces import OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
+from .synthetic_faces import DEFAULT_LANDMARKS, OCCLUDER_TYPES, TEST_SEED_BASE, SyntheticFaceMaker
 
 METHODS = ("global", "global+local", "full+local")
+TABLE1_LANDMARKS = "detected"  # `evaluate-fit`'s default: a real detector's errors (README, Table 1)
 
 
 ALIGNMENTS = ("rigid", "similarity")
@@ -30,7 +31,7 @@ class FitEvaluation:
     errors_mm: dict = field(default_factory=dict)  # alignment -> method -> occluder -> list of per-face errors
     seconds: dict = field(default_factory=dict)  # method -> list of fit times
     heads: str = "model"  # the ground truth: "model" or "out-of-span" heads (synthetic_faces.HEAD_KINDS)
-    landmarks: str = "projected"  # what the fit is given (synthetic_faces.LANDMARK_SOURCES)
+    landmarks: str = DEFAULT_LANDMARKS  # what the fit is given (synthetic_faces.LANDMARK_SOURCES)
     skipped: list = field(default_factory=list)  # (occluder, seed, reason) of faces the detector or the fit refused
     methods: tuple = METHODS
 
@@ -66,7 +67,7 @@ def shape_error_mm(fit_vertices: np.ndarray, gt: np.ndarray, region: np.ndarray,
 
 def evaluate_fit(model: HeadModel, local_model: LocalModel, n: int = 50, seed: int = 0, texture_path=None,
                  settings: FitSettings | None = None, progress=None, heads: str = "model",
-                 methods: tuple = METHODS, fit_texture_path="same", landmarks: str = "projected") -> FitEvaluation:
+                 methods: tuple = METHODS, fit_texture_path="same", landmarks: str = DEFAULT_LANDMARKS) -> FitEvaluation:
     """Table 1 over n faces shared evenly by the occluder types. texture_path: the albedo the test
     faces are rendered with; fit_texture_path: the fitter's ("same": texture_path); landmarks:
     synthetic_faces.LANDMARK_SOURCES. A face whose landmarks are not found, or which hides too many
@@ -84,17 +85,18 @@ def evaluate_fit(model: HeadModel, local_model: LocalModel, n: int = 50, seed: i
     for ti, kind in enumerate(OCCLUDER_TYPES):
         for i in range(per_type[ti]):
             face_seed = TEST_SEED_BASE + seed * 10_000 + ti * 1000 + i
+            fits, seconds = {}, {}
             try:
                 face = maker.make(face_seed, kind)
-                fits = {}
                 for m, fitter in fitters.items():
                     t0 = time.perf_counter()
                     fits[m] = fitter.fit(face.evidence)
-                    out.seconds[m].append(time.perf_counter() - t0)
+                    seconds[m] = time.perf_counter() - t0
             except D3DFaceError as e:
                 out.skipped.append((kind, face_seed, str(e)))
                 fits = {}
             for m, res in fits.items():
+                out.seconds[m].append(seconds[m])
                 for a in ALIGNMENTS:
                     out.errors_mm[a][m][kind].append(shape_error_mm(res.vertices, face.gt_vertices, region, a == "similarity"))
             done += 1

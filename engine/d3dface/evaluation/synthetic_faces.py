@@ -35,6 +35,7 @@ TEST_SEED_BASE = 1_000_000
 OCCLUDER_TYPES = ("glasses", "face_mask", "object")
 HEAD_KINDS = ("model", "out-of-span")
 LANDMARK_SOURCES = ("projected", "detected")
+DEFAULT_LANDMARKS = "projected"  # Table 2 and the tests; Table 1 (fit_eval.TABLE1_LANDMARKS) uses "detected"
 
 
 def _by_mediapipe_id(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -57,7 +58,7 @@ class SyntheticFace:
 
 class SyntheticFaceMaker:
     def __init__(self, model: HeadModel, texture_path=None, background_dir=None, size: int = 224, fov_deg: float = 20.0,
-                 heads: str = "model", landmarks: str = "projected"):
+                 heads: str = "model", landmarks: str = DEFAULT_LANDMARKS):
         """heads: "model" (identity and expression drawn from the model) or "out-of-span" (plus
         region mixing and local detail, evaluation/out_of_span.py); landmarks: LANDMARK_SOURCES
         (module docstring)."""
