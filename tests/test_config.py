@@ -56,6 +56,9 @@ def test_create_maps_flat_options_and_validates_them():
         with pytest.raises(D3DFaceError, match=word):
             ReconstructConfig.create(**bad)
     ReconstructConfig.create(device="cuda:1")  # a CUDA index is a device name too
+    for fit, word in (({"albedo_basis": "texture"}, "albedo basis"), ({"photometric_robust_scale": -0.1}, "robust")):
+        with pytest.raises(D3DFaceError, match=word):
+            dataclasses.replace(ReconstructConfig(), fit=FitSettings(**fit)).validate()
 
 
 def test_the_worker_protocol_defaults_come_from_the_tree():

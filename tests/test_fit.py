@@ -125,6 +125,76 @@ def test_fit_on_a_real_photo_with_its_mask(model, local):
     lips = res.occluded[model.regions["lips"]]
     assert lips.mean() < 0.5
     assert set(res.timings) >= {"landmarks", "photometric", "total"}
+    _check_photometric_error(model, ev, res)
+
+
+def _check_photometric_error(model, ev, res):
+    """The result's photometric error, recomputed from its vertices, camera, light and albedo by a
+    renderer of its own, on the seen face pixels; and smaller than a flat skin tone's."""
+    from d3dface.render import Renderer
+
+    r = Renderer.from_head_model(model)
+    out = r.render(torch.as_tensor(res.vertices)[None], res.camera_object(), light=torch.as_tensor(res.light)[None],
+                   vertex_colors=torch.as_tensor(res.albedo)[None])
+    seen = (out.mask[0, 0].numpy() > 0) & ev.face_mask & ~ev.occlusion_mask
+    image = out.image[0].permute(1, 2, 0).numpy()
+    err = np.abs(image - ev.image).mean(2)[seen].mean()
+    assert seen.sum() > 1000 and abs(err - res.photometric_error) < 1e-4, (err, res.photometric_error)
+    flat = np.abs(ev.image[seen].mean(0) - ev.image[seen]).mean()  # the best single colour (near enough)
+    assert res.photometric_error < 0.9 * flat, (res.photometric_error, flat)
+
+
+def test_smooth_albedo_basis_is_the_meshs_low_frequency_laplacian_eigenbasis(model):
+    """Each row solves L b = lambda b for the graph Laplacian built here from the triangles' edges
+    (eyeballs left out), with small ascending lambdas starting at 0 (the constant); the rows are
+    orthogonal, of unit root-mean-square, 0 on the eyeballs, and the same on every call."""
+    import scipy.sparse as sp
+
+    from d3dface.fit.albedo import smooth_albedo_basis
+    from d3dface.fit.regions import eyeball_vertices
+
+    k = 12
+    B = smooth_albedo_basis(model, k).astype(np.float64)
+    assert B.shape == (k, model.num_vertices)
+    assert np.array_equal(B, smooth_albedo_basis(model, k).astype(np.float64))
+    eyes = eyeball_vertices(model)
+    keep = np.ones(model.num_vertices, bool)
+    keep[eyes] = False
+    assert np.all(B[:, eyes] == 0)
+    e = np.sort(model.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    e = np.unique(e[keep[e].all(1)], axis=0)
+    idx = -np.ones(model.num_vertices, int)
+    idx[keep] = np.arange(keep.sum())
+    n = int(keep.sum())
+    W = sp.coo_matrix((np.ones(2 * len(e)), (np.r_[idx[e[:, 0]], idx[e[:, 1]]], np.r_[idx[e[:, 1]], idx[e[:, 0]]])), (n, n)).tocsr()
+    L = sp.diags(np.asarray(W.sum(1)).ravel()) - W
+    b = B[:, keep]
+    lam = np.einsum("kv,kv->k", b, (L @ b.T).T) / np.einsum("kv,kv->k", b, b)
+    resid = np.linalg.norm((L @ b.T).T - lam[:, None] * b, axis=1) / np.linalg.norm(b, axis=1)
+    assert resid.max() < 1e-5, resid
+    assert lam[0] < 1e-8 and np.allclose(b[0], b[0].mean()) and np.all(np.diff(lam) >= -1e-9), lam
+    assert lam[-1] < 0.02 * np.asarray(W.sum(1)).mean(), lam  # low frequencies: far below a vertex's degree
+    G = b @ b.T / n
+    assert np.allclose(G, np.eye(k), atol=1e-6), G
+
+
+def test_robust_photometric_scale_is_c_log1p_of_the_pixel_error(model, local, synthetic):
+    """Stage 2's loss with photometric_robust_scale c differs from the L1 loss's by exactly
+    w_pho (mean e - mean c log(1 + e / c)) over the rendered seen pixels, e recomputed here."""
+    ev = synthetic.evidence
+    fitters = {c: PartialFitter(model, local, FitSettings(photometric_robust_scale=c)) for c in (0.0, 0.05)}
+    f0 = fitters[0.0]
+    p = f0._initial_params(ev)
+    ev_t = f0._evidence_tensors(ev)
+    with torch.no_grad():
+        losses = {c: float(f._photometric_stage_loss(p, ev, ev_t)) for c, f in fitters.items()}
+        out = f0.renderer.render(f0.shaped(p), f0._camera(p, ev.size), light=p["light"],
+                                 vertex_colors=f0.albedo(p["gain"], p["offsets"]))
+    seen = (out.mask[0, 0].numpy() > 0) & ev.face_mask & ~ev.occlusion_mask
+    err = np.abs(out.image[0].permute(1, 2, 0).numpy() - ev.image).mean(2)[seen].astype(np.float64)
+    expected = FitSettings().w_photometric * (err.mean() - (0.05 * np.log1p(err / 0.05)).mean())
+    assert expected > 1e-3
+    assert abs((losses[0.0] - losses[0.05]) - expected) < 1e-4 * max(1.0, expected), (losses, expected)
 
 
 def _check_dense_reprojection(model, ev, res):
@@ -237,5 +307,6 @@ def test_evaluate_reprojection_command(tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [(r["name"], r["mask"]) for r in rows] == [("frontal_man_224", "none"), ("glasses_woman", "given")]
     assert all(0 < r["dense_iod_pct"] < 3.0 and r["dense_points"] > 100 for r in rows), rows
+    assert all(0.01 < r["photometric_error"] < 0.15 for r in rows), rows
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["frontal_man_224.png", "glasses_woman.png"]
     assert "| glasses_woman | given |" in (out / "reprojection.md").read_text()

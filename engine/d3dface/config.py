@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from .complete.settings import COMPLETION_MODELS, DEFAULT_SAMPLES, JOIN_METHODS, MAX_SAMPLES, DiversifySettings, StitchSettings
 from .defaults import DEFAULT_DEVICE, DEFAULT_SEED, DEVICES, is_device_name
 from .errors import D3DFaceError
-from .fit.settings import FIT_MODES, FitSettings
+from .fit.settings import ALBEDO_BASES, FIT_MODES, FitSettings
 from .inputs.settings import BACKENDS, InputSettings
 
 __all__ = ["BACKENDS", "COMPLETION_MODELS", "DEFAULT_DEVICE", "DEFAULT_SAMPLES", "DEFAULT_SEED", "DEVICES", "FIT_MODES", "INTERPOLATION_STEPS",
@@ -103,6 +103,10 @@ class ReconstructConfig:
             raise D3DFaceError(f"unknown completion model {c.model!r} ({', '.join(COMPLETION_MODELS)})")
         if self.fit.mode not in FIT_MODES:
             raise D3DFaceError(f"unknown fit mode {self.fit.mode!r} ({', '.join(FIT_MODES)})")
+        if self.fit.albedo_basis not in ALBEDO_BASES:
+            raise D3DFaceError(f"unknown albedo basis {self.fit.albedo_basis!r} ({', '.join(ALBEDO_BASES)})")
+        if self.fit.photometric_robust_scale < 0:
+            raise D3DFaceError(f"photometric_robust_scale must be >= 0, not {self.fit.photometric_robust_scale}")
         if self.backend not in BACKENDS:
             raise D3DFaceError(f"unknown landmark backend {self.backend!r} ({', '.join(BACKENDS)})")
         if self.stitch.method not in JOIN_METHODS:

@@ -19,7 +19,7 @@ from ..evaluation.synthetic_faces import HEAD_KINDS, LANDMARK_SOURCES, OCCLUDER_
 from ..fit.evidence import evidence_from_inputs
 from ..fit.local_model import cached_local_model_path
 from ..fit.partial_fit import PartialFitter
-from ..fit.settings import FIT_MODES, FitSettings, uses_local_model
+from ..fit.settings import ALBEDO_BASES, FIT_MODES, FitSettings, uses_local_model
 from ..head_model import load_head_model
 from ..inputs.settings import MaskSettings
 from ..outputs.fit_files import write_fit_outputs
@@ -75,6 +75,8 @@ def register(sub) -> None:
                         "(default: %(default)s)")
     p.add_argument("--methods", nargs="+", default=list(FIT_METHODS), choices=list(FIT_MODES),
                    help="fit modes to compare (default: %(default)s)")
+    p.add_argument("--albedo", default=FitSettings.albedo_basis, choices=list(ALBEDO_BASES),
+                   help="the fits' albedo offsets: smooth (low-frequency per-vertex) or regions (default: %(default)s)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--assets", help=ASSETS_HELP)
     p.add_argument("--out", help="also write the table (table1.md) and per-face errors (table1.json) to this folder")
@@ -84,6 +86,8 @@ def register(sub) -> None:
                        help="fit every shared photo; reprojection error on dense and 68 landmarks (%% IOD) and overlays")
     p.add_argument("--images", help="folder holding faces/ and occluded/ (default: <shared>/images)")
     p.add_argument("--mode", default=FitSettings.mode, choices=list(FIT_MODES), help="fit mode (default: %(default)s)")
+    p.add_argument("--albedo", default=FitSettings.albedo_basis, choices=list(ALBEDO_BASES),
+                   help="the fit's albedo offsets: smooth (low-frequency per-vertex) or regions (default: %(default)s)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--assets", help=ASSETS_HELP)
     add_json(p, "the per-photo errors")
@@ -104,9 +108,9 @@ def register_expression_checks(sub) -> None:
     p.set_defaults(run=run_evaluate_expressions)
 
 
-def _shared_photos_and_fitter(args, mode: str):
+def _shared_photos_and_fitter(args, mode: str, albedo_basis: str = FitSettings.albedo_basis):
     """The shared photos ((photo, mask) of ``--images``, default <shared>/images), the head model
-    and a fitter of ``mode`` with the product's albedo."""
+    and a fitter of ``mode`` with the product's albedo (its offsets on ``albedo_basis``)."""
     from ..evaluation.reprojection_eval import shared_photos
 
     images = Path(args.images) if args.images else find_assets_dir(args.assets).parent / "images"
@@ -115,7 +119,7 @@ def _shared_photos_and_fitter(args, mode: str):
         raise InputFileError(f"no photos under {images}/faces or {images}/occluded")
     model = load_head_model(args.model, assets=args.assets)
     local = load_or_build_local_model(model) if uses_local_model(mode) else None
-    return photos, model, PartialFitter(model, local, FitSettings(mode=mode), RUN_TIME_TEXTURE)
+    return photos, model, PartialFitter(model, local, FitSettings(mode=mode, albedo_basis=albedo_basis), RUN_TIME_TEXTURE)
 
 
 def run_evaluate_expressions(args) -> int:
@@ -171,7 +175,7 @@ def run_evaluate_reprojection(args) -> int:
     from ..evaluation.reprojection_eval import fit_photo, markdown_table
     from ..outputs.pictures import write_png
 
-    photos, _, fitter = _shared_photos_and_fitter(args, args.mode)
+    photos, _, fitter = _shared_photos_and_fitter(args, args.mode, args.albedo)
     rows = []
     with atomic_output_dir(args.out) as tmp:
         (tmp / "overlays").mkdir()
@@ -223,7 +227,8 @@ def run_evaluate(args) -> int:
     # the test faces wear FLAME's mean texture when the assets are here; the fitter has the product's albedo
     ev = evaluate_fit(model, local, n=total, seed=args.seed, texture_path=mean_texture_path(args.assets),
                       progress=lambda d, t: bar.update(d - bar.n), heads=args.heads, methods=tuple(args.methods),
-                      fit_texture_path=RUN_TIME_TEXTURE, landmarks=args.landmarks)
+                      fit_texture_path=RUN_TIME_TEXTURE, landmarks=args.landmarks,
+                      settings=FitSettings(albedo_basis=args.albedo))
     bar.close()
     text = ev.markdown()
     print(text)

@@ -1,9 +1,10 @@
 """Fit every shared photo and measure how well the fit reprojects onto its landmarks.
 
 Per photo: the dense (MediaPipe, seen) and 68-point reprojection errors in % of the inter-ocular
-distance (fit/reprojection.py), the fit time, and the overlay (outline and landmarks). Photos of
-``faces/`` are fitted without a mask; those of ``occluded/`` with their hand-drawn mask when one
-exists, else with the automatic mask.
+distance (fit/reprojection.py), the photometric error of the fit's render on the seen face, the
+fit time, and the overlay (outline and landmarks). Photos of ``faces/`` are fitted without a
+mask; those of ``occluded/`` with their hand-drawn mask when one exists, else with the automatic
+mask.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class PhotoFit:
     lmk68_iod_pct: float
     dense_points: int
     fit_seconds: float
+    photometric_error: float  # mean absolute RGB error (0-1) of the fit's render on the seen face
     overlay: np.ndarray | None  # (S, 4S, 3) uint8; None when the fit failed
     error: str = ""  # why the photo could not be fitted
 
@@ -56,7 +58,7 @@ def fit_photo(fitter: PartialFitter, photo: Path, mask: str, backend: str = "med
         t0 = time.perf_counter()
         result = fitter.fit(evidence_from_inputs(inputs))
     except D3DFaceError as exc:
-        return PhotoFit(photo.stem, kind, float("nan"), float("nan"), 0, float("nan"), None, str(exc))
+        return PhotoFit(photo.stem, kind, float("nan"), float("nan"), 0, float("nan"), float("nan"), None, str(exc))
     seconds = time.perf_counter() - t0
     crop = inputs.crop
     image = crop.apply(inputs.image).astype(np.float32) / 255
@@ -64,16 +66,16 @@ def fit_photo(fitter: PartialFitter, photo: Path, mask: str, backend: str = "med
     rp = result.reprojection
     used = rp.get("dense_used")
     return PhotoFit(photo.stem, kind, rp["dense_error_iod_pct"], rp["lmk68_error_iod_pct"],
-                    0 if used is None else int(used.sum()), seconds, overlay)
+                    0 if used is None else int(used.sum()), seconds, result.photometric_error, overlay)
 
 
 def markdown_table(rows: list[PhotoFit]) -> str:
-    lines = ["| photo | mask | dense points | dense error (% IOD) | 68-point error (% IOD) | fit (s) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| photo | mask | dense points | dense error (% IOD) | 68-point error (% IOD) | photometric error (RGB 0-1) | fit (s) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.error:
-            lines.append(f"| {r.name} | {r.mask} | not fitted: {r.error} | | | |")
+            lines.append(f"| {r.name} | {r.mask} | not fitted: {r.error} | | | | |")
             continue
         lines.append(f"| {r.name} | {r.mask} | {r.dense_points} | {r.dense_iod_pct:.2f} | {r.lmk68_iod_pct:.2f} | "
-                     f"{r.fit_seconds:.1f} |")
+                     f"{r.photometric_error:.4f} | {r.fit_seconds:.1f} |")
     return "\n".join(lines) + "\n"

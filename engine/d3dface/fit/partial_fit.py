@@ -25,7 +25,7 @@ from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import lbs
 from ..render import PerspectiveCamera, Renderer, SH_CONSTANTS
 from ..render.cameras import focal_from_fov
-from .albedo import AlbedoModel, vertex_mean_albedo
+from .albedo import AlbedoModel, smooth_albedo_basis, vertex_mean_albedo
 from .evidence import CropEvidence
 from .local_model import LocalModel
 from .regions import soft_partition
@@ -75,6 +75,7 @@ class FitResult:
     iterations: dict = field(default_factory=dict)
     reprojection: dict = field(default_factory=dict)  # fit/reprojection.py: points and errors in % IOD
     unposed_vertices: np.ndarray | None = None  # (V, 3) S_m before the jaw pose (the rest shape the rig poses)
+    photometric_error: float = float("nan")  # mean absolute RGB error (0-1) of the fitted render on the seen face pixels
 
     def camera_object(self, device="cpu") -> PerspectiveCamera:
         c = self.camera
@@ -99,11 +100,9 @@ class PartialFitter:
             if st.mode == "full+local":  # every identity and expression mode, then the local models
                 shape_idx, expr_idx = np.arange(model.num_shape), np.arange(model.num_expr)
             local = torch.as_tensor(local_model.basis, device=dev)
-            weights = local_model.region_weights
         elif st.mode == "global":
             shape_idx, expr_idx = np.arange(model.num_shape), np.arange(model.num_expr)
             local = torch.zeros(model.num_vertices, 3, 0, device=dev)
-            weights = soft_partition(model)
         else:
             raise ValueError(f"unknown fit mode {st.mode!r}")
         self.shape_basis = torch.as_tensor(model.shapedirs[:, :, shape_idx], device=dev)
@@ -115,6 +114,12 @@ class PartialFitter:
         self.num_coef = (self.shape_basis.shape[2], self.expr_basis.shape[2], local.shape[2])
         self.basis_t = torch.cat([self.shape_basis, self.expr_basis, local], dim=2).reshape(-1, sum(self.num_coef)).T.contiguous()
         self.template_flat = self.layer.v_template.reshape(1, -1)
+        if st.albedo_basis == "smooth":
+            weights = smooth_albedo_basis(model, st.albedo_smooth_modes)
+        elif st.albedo_basis == "regions":
+            weights = local_model.region_weights if st.mode != "global" else soft_partition(model)
+        else:
+            raise ValueError(f"unknown albedo basis {st.albedo_basis!r}")
         self.albedo = AlbedoModel(vertex_mean_albedo(model, texture_path), weights).to(dev)
         self.renderer = Renderer.from_head_model(model)
         self.renderer.settings.visibility_depth_tol = st.visibility_depth_tol
@@ -248,11 +253,22 @@ class PartialFitter:
             lmk_err = self._landmark_error_px(v, cam, ev, ev_t)
             reproj = reprojection_report(self.layer, v, cam, ev_t, ev.valid68)
             albedo = self.albedo(p["gain"], p["offsets"])[0].cpu().numpy()
+            pho_err = self._photometric_error(p, v, cam, ev_t)
         timings["visibility"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         result = self._result(p, ev, v, cam, occluded, albedo, lmk_err, timings, iters)
         result.reprojection = reproj
+        result.photometric_error = pho_err
         return result
+
+    def _photometric_error(self, p: dict, v: torch.Tensor, cam: PerspectiveCamera, ev_t: dict) -> float:
+        """Mean absolute RGB error (0-1) of the render of p (vertices v (1, V, 3)) over the pixels it
+        covers in M_f and not M_o; nan when it covers none."""
+        res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
+        m = ((res.mask > 0) & ev_t["pix_mask"])[:, 0]
+        if not bool(m.any()):
+            return float("nan")
+        return float((res.image - ev_t["image"]).abs().mean(1)[m].mean())
 
     def _initial_params(self, ev: CropEvidence) -> dict:
         """The parameters before the fit (batch 1, float32): camera rotation (1, 3) axis-angle and
@@ -339,15 +355,19 @@ class PartialFitter:
                 progress("fit: photometric", (st.iters_landmarks + it + 1) / total)
 
     def _photometric_stage_loss(self, p: dict, ev: CropEvidence, ev_t: dict) -> torch.Tensor:
-        """Stage 2's loss (scalar): w_pho L_pho (mean absolute RGB error over M_f and not M_o and the
-        rendered face) + w_lmk L_lmk + L_reg + the albedo regulariser."""
+        """Stage 2's loss (scalar): w_pho L_pho (mean absolute RGB error e over M_f and not M_o and the
+        rendered face; c log(1 + e / c) per pixel with a robust scale c) + w_lmk L_lmk + L_reg + the albedo regulariser."""
         st = self.settings
         v = self.shaped(p)
         cam = self._camera(p, ev.size)
         res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
         m = (res.mask.detach() > 0) & ev_t["pix_mask"]
         mf = m.float()
-        pho = ((res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3 * mf).sum() / mf.sum().clamp(min=1)
+        err = (res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3
+        if st.photometric_robust_scale > 0:
+            c = st.photometric_robust_scale
+            err = c * torch.log1p(err / c)
+        pho = (err * mf).sum() / mf.sum().clamp(min=1)
         alb_reg = st.w_albedo_reg * ((p["offsets"] ** 2).sum() + ((p["gain"] - p["gain"].detach().mean()) ** 2).sum())
         return (st.w_photometric * pho + st.w_landmarks * self._landmark_loss(v, cam, ev_t) * LANDMARK_LOSS_SCALE
                 + self._regulariser(p) + alb_reg)
