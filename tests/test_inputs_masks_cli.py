@@ -32,7 +32,7 @@ def test_face_mask_is_the_hull_of_the_mesh():
 
 
 # IoU inside the face hull against the hand-drawn masks of real photos the network never saw.
-# The bars sit a little under what the shipped network reaches (0.86, 0.82, 0.70; the product's
+# The bars sit a little under what the shipped network reaches (0.86, 0.83, 0.71 with the shifted crops; the product's
 # goal is 0.8 each, not met on the last); the skin-colour method's are what it reached (its
 # sunglasses_beard IoU is 0.01).
 NET_IOU_BARS = {"glasses_woman": 0.82, "watch_over_nose": 0.78, "sunglasses_beard": 0.65}

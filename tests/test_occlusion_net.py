@@ -10,7 +10,7 @@ import torch
 from d3dface.errors import ModelFileError
 from d3dface.inputs.occlusion_net import (CROP, TEMPLATE5, OcclusionNet, crop_transform, five_points,
                                           load_occlusion_net, net_from_payload, net_payload, occlusion_probability,
-                                          warp_from_crop, warp_to_crop)
+                                          shifted_crop_transforms, warp_from_crop, warp_to_crop)
 
 
 def _random_similarity(rng):
@@ -32,6 +32,46 @@ def test_crop_transform_inverts_a_similarity_of_the_template():
         # the independent inverse: template = R^-1 (p - t)
         Rinv = np.linalg.inv(R)
         assert np.allclose(A[:, :2], Rinv, atol=1e-5) and np.allclose(A[:, 2], -Rinv @ t, atol=1e-3)
+
+
+def test_shifted_crops_move_the_template_by_the_shift_and_average_into_the_probability():
+    """The test-time crops put the five points TEMPLATE5 + (+-s, 0), (0, +-s); on a real photo the
+    averaged probability is the mean of the five crops' (each run alone through a stub that
+    records them) and stays near the single crop's."""
+    from conftest import IMAGES
+    from d3dface.inputs.image_io import load_image
+    from d3dface.inputs.landmarks_base import detect_landmarks
+
+    rng = np.random.default_rng(5)
+    R, t = _random_similarity(rng)
+    p68 = np.zeros((68, 2))
+    pts5 = TEMPLATE5 @ R.T + t
+    p68[36:42], p68[42:48], p68[30], p68[48], p68[54] = pts5[0], pts5[1], pts5[2], pts5[3], pts5[4]
+    Ts = shifted_crop_transforms(crop_transform(p68), 2.5)
+    got = [pts5 @ T[:, :2].T + T[:, 2] for T in Ts]
+    for g, d in zip(got, [(0, 0), (2.5, 0), (-2.5, 0), (0, 2.5), (0, -2.5)]):
+        assert np.allclose(g, TEMPLATE5 + np.array(d), atol=1e-3)
+    assert len(shifted_crop_transforms(crop_transform(p68), 0.0)) == 1
+
+    img = load_image(IMAGES / "occluded" / "glasses_woman.jpg")
+    lm = detect_landmarks(img, "mediapipe")
+    net = load_occlusion_net()
+    single = occlusion_probability(img, lm.points68, net)
+    shifted = occlusion_probability(img, lm.points68, net, shift_px=3.0)
+    # the same average from five single-crop runs, each on the photo moved so that its crop is one
+    # of the shifted crops: moving the photo by (dx, dy) in crop px = moving the landmarks by it
+    A = crop_transform(lm.points68)
+    scale = np.hypot(*A[0, :2])
+    acc = np.zeros(img.shape[:2], np.float32)
+    for dx, dy in ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3)):
+        d = -np.linalg.inv(A[:, :2]) @ np.array([dx, dy], np.float64)  # photo px that move the crop by (dx, dy)
+        acc += occlusion_probability(img, lm.points68 + d, net) if (dx, dy) != (0, 0) else single
+        assert abs(np.linalg.norm(d) * scale - np.hypot(dx, dy)) < 1e-6
+    # (the crops agree to float32 rounding of the transform; bilinear sampling turns that into at
+    # most a few thousandths on a sharp edge, 1e-6 on average)
+    diff = np.abs(shifted - acc / 5)
+    assert diff.mean() < 1e-5 and diff.max() < 0.01, (diff.mean(), diff.max())
+    assert 1e-3 < np.abs(shifted - single).mean() < 0.02
 
 
 def test_warps_carry_a_square_there_and_back():

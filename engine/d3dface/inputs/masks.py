@@ -251,7 +251,7 @@ def network_occlusion(image: np.ndarray, lm: Landmarks, m_face: np.ndarray, sett
     grown by ``net_face_grow`` IOD, without blobs smaller than ``net_min_component`` of the face."""
     from .occlusion_net import occlusion_probability
 
-    prob = occlusion_probability(image, lm.points68, net)
+    prob = occlusion_probability(image, lm.points68, net, shift_px=settings.net_test_shift)
     region = m_face
     r = int(round(settings.net_face_grow * lm.inter_ocular))
     if r > 0:   # landmarks found on an occluded face can put the hull short of the real face

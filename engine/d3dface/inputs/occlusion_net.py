@@ -140,17 +140,37 @@ def _load(path: str) -> OcclusionNet:
     return net_from_payload(d, path)
 
 
+def shifted_crop_transforms(A: np.ndarray, shift_px: float) -> list[np.ndarray]:
+    """(2, 3) transforms: ``A`` itself and, for shift_px > 0, ``A`` followed by a shift of the crop
+    by shift_px crop pixels right, left, down and up."""
+    out = [A]
+    if shift_px > 0:
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            B = A.copy()
+            B[:, 2] += (dx * shift_px, dy * shift_px)
+            out.append(B)
+    return out
+
+
 def occlusion_probability(image: np.ndarray, points68: np.ndarray, net: OcclusionNet | None = None,
-                          flip_average: bool = True) -> np.ndarray:
+                          flip_average: bool = True, shift_px: float = 0.0) -> np.ndarray:
     """(H, W) float32 in [0, 1]: the network's probability that each photo pixel is occluded.
 
-    ``flip_average`` also runs the mirrored crop and averages (the face is near-symmetric).
+    ``flip_average`` also runs the mirrored crop and averages (the face is near-symmetric);
+    ``shift_px`` > 0 also runs crops shifted by that many crop pixels in four directions and
+    averages the five in the photo (the alignment from landmarks of an occluded face is off by a
+    few pixels, as the training's jitter assumes).
     """
     net = net or load_occlusion_net()
-    A = crop_transform(points68)
-    crop = warp_to_crop(np.asarray(image), A)
-    batch = np.stack([crop, crop[:, ::-1]]) if flip_average else crop[None]
+    transforms = shifted_crop_transforms(crop_transform(points68), shift_px)
+    crops = [warp_to_crop(np.asarray(image), A) for A in transforms]
+    batch = np.stack([c for crop in crops for c in ((crop, crop[:, ::-1]) if flip_average else (crop,))])
     with torch.inference_mode():
         p = torch.sigmoid(net(network_input(batch)))[:, 0].numpy()
-    prob = 0.5 * (p[0] + p[1][:, ::-1]) if flip_average else p[0]
-    return np.clip(warp_from_crop(prob, A, image.shape[:2]), 0.0, 1.0)
+    per = 2 if flip_average else 1
+    total = np.zeros(image.shape[:2], np.float32)
+    for i, A in enumerate(transforms):
+        q = p[per * i]
+        prob = 0.5 * (q + p[per * i + 1][:, ::-1]) if flip_average else q
+        total += warp_from_crop(prob, A, image.shape[:2])
+    return np.clip(total / len(transforms), 0.0, 1.0)

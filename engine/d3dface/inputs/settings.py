@@ -39,6 +39,7 @@ class AutoMaskSettings:
     net_threshold: float = 0.5       # the network's probability above which a pixel is occluded
     net_min_component: float = 0.004 # occluded blobs smaller than this fraction of the face are dropped
     net_face_grow: float = 0.4       # the network's mask is kept inside M_f grown by this fraction of the IOD
+    net_test_shift: float = 3.0      # crop px: the probability averages the crop and 4 crops shifted this far (0: one crop)
     skin_threshold: float = 4.0      # Mahalanobis distance (chroma + damped lightness) beyond which a pixel is not skin
     lightness_weight: float = 0.2    # lightness counts this much relative to chroma (shading varies more than hue)
     seed_agreement: float = 12.0     # seed patches whose median (weighted Lab) colours are this close agree
