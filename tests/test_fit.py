@@ -4,6 +4,7 @@ truth, on a real photo with a hand-drawn mask, and the fit command."""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -176,6 +177,23 @@ def test_smooth_albedo_basis_is_the_meshs_low_frequency_laplacian_eigenbasis(mod
     assert lam[-1] < 0.02 * np.asarray(W.sum(1)).mean(), lam  # low frequencies: far below a vertex's degree
     G = b @ b.T / n
     assert np.allclose(G, np.eye(k), atol=1e-6), G
+
+
+def test_focal_length_is_fixed_unless_estimated_and_then_held_by_its_prior(model, local, synthetic):
+    """Without estimate_focal the camera's focal length is exactly the one of fov_deg; with it the
+    fit moves it, within 3 prior sd, and a prior 1e4 times stronger holds it near the prior's mean."""
+    from d3dface.render.cameras import focal_from_fov
+
+    st = FitSettings(iters_landmarks=60, iters_photometric=10)
+    f0 = focal_from_fov(synthetic.evidence.size, st.fov_deg)
+    fixed = PartialFitter(model, local, st).fit(synthetic.evidence)
+    assert fixed.camera["focal"] == [np.float32(f0).item()] * 2
+    free = PartialFitter(model, local, replace(st, estimate_focal=True)).fit(synthetic.evidence)
+    held = PartialFitter(model, local, replace(st, estimate_focal=True, w_focal_reg=1e2)).fit(synthetic.evidence)
+    log_free, log_held = np.log(free.camera["focal"][0] / f0), np.log(held.camera["focal"][0] / f0)
+    assert 1e-4 < abs(log_free) < 3 * st.focal_prior_sd and free.camera["focal"][0] == free.camera["focal"][1]
+    # (Adam's steps of about lr keep it from settling exactly: it stays within ~lr of the prior's mean)
+    assert abs(log_held) < 2 * st.lr and abs(log_held) < 0.5 * abs(log_free), (log_free, log_held)
 
 
 def test_robust_photometric_scale_is_c_log1p_of_the_pixel_error(model, local, synthetic):

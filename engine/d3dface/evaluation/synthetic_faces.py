@@ -54,20 +54,22 @@ class SyntheticFace:
     seed: int
     shape: np.ndarray
     expression: np.ndarray
+    fov_deg: float = 20.0  # the camera's vertical field of view over the crop
 
 
 class SyntheticFaceMaker:
     def __init__(self, model: HeadModel, texture_path=None, background_dir=None, size: int = 224, fov_deg: float = 20.0,
-                 heads: str = "model", landmarks: str = DEFAULT_LANDMARKS):
+                 heads: str = "model", landmarks: str = DEFAULT_LANDMARKS, fov_range: tuple | None = None):
         """heads: "model" (identity and expression drawn from the model) or "out-of-span" (plus
         region mixing and local detail, evaluation/out_of_span.py); landmarks: LANDMARK_SOURCES
-        (module docstring)."""
+        (module docstring); fov_range: (min, max) degrees to draw each face's field of view from
+        (log-uniform; None: every face at fov_deg, the fit's assumption)."""
         if landmarks not in LANDMARK_SOURCES:
             raise ValueError(f"landmarks must be one of {LANDMARK_SOURCES}, not {landmarks!r}")
         self.landmarks = landmarks
         if heads not in HEAD_KINDS:
             raise ValueError(f"unknown heads {heads!r}; expected one of {HEAD_KINDS}")
-        self.model, self.size, self.fov = model, size, fov_deg
+        self.model, self.size, self.fov, self.fov_range = model, size, fov_deg, fov_range
         self.out_of_span = OutOfSpanOffsets(model) if heads == "out-of-span" else None
         self.layer = HeadLayer(model)
         self.renderer = Renderer.from_head_model(model)
@@ -97,7 +99,8 @@ class SyntheticFaceMaker:
         R = (axis_angle_to_matrix(torch.tensor([[0.0, yaw, 0.0]])) @ axis_angle_to_matrix(torch.tensor([[pitch, 0.0, 0.0]]))
              @ axis_angle_to_matrix(torch.tensor([[0.0, 0.0, roll]])))[0]
         rotvec = torch.tensor(cv2.Rodrigues(R.numpy().astype(np.float64))[0].ravel(), dtype=torch.float32)
-        f = focal_from_fov(S, self.fov)
+        fov = self.fov if self.fov_range is None else float(np.exp(rng.uniform(*np.log(self.fov_range))))
+        f = focal_from_fov(S, fov)
         face_width = rng.uniform(0.5, 0.6) * S  # px across the cheeks, as in a detector's crop
         dist = 0.15 * f / face_width
         t = torch.tensor([rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01) + 0.01, -dist], dtype=torch.float32)
@@ -141,4 +144,4 @@ class SyntheticFaceMaker:
             ev = CropEvidence(image=occ.image.astype(np.float32) / 255, landmarks68=p68.astype(np.float32),
                               valid68=~hidden68, face_mask=face_mask(lm, (S, S)), occlusion_mask=occ.mask,
                               points_mp=pmp.astype(np.float32), valid_mp=seen_mp)
-        return SyntheticFace(ev, v[0].numpy(), gt_hidden, occluder, seed, beta, psi)
+        return SyntheticFace(ev, v[0].numpy(), gt_hidden, occluder, seed, beta, psi, fov)

@@ -142,9 +142,12 @@ class PartialFitter:
         return v
 
     def _camera(self, p: dict, size: int) -> PerspectiveCamera:
+        """The crop's camera: focal length from ``fov_deg`` times exp(log_focal) (1, 1), which the fit
+        estimates only with ``estimate_focal`` (else 0)."""
         f = focal_from_fov(size, self.settings.fov_deg)
         dev = self.device
-        return PerspectiveCamera(torch.tensor([[f, f]], device=dev), torch.tensor([[(size - 1) / 2.0] * 2], device=dev),
+        focal = (f * torch.exp(p["log_focal"])).expand(-1, 2)
+        return PerspectiveCamera(focal, torch.tensor([[(size - 1) / 2.0] * 2], device=dev),
                                  p["rotation"], p["translation"], (size, size))
 
     def _init_camera(self, ev: CropEvidence) -> tuple[np.ndarray, np.ndarray]:
@@ -282,6 +285,7 @@ class PartialFitter:
             "shape": torch.zeros(1, self.shape_basis.shape[2], device=dev),
             "expression": torch.zeros(1, self.expr_basis.shape[2], device=dev),
             "jaw": torch.zeros(1, 3, device=dev),
+            "log_focal": torch.zeros(1, 1, device=dev),
             "local": torch.zeros(1, self.local_basis.shape[2], device=dev),
             **self.albedo.init_params(1),
             "light": torch.zeros(1, 9, 3, device=dev),
@@ -294,14 +298,20 @@ class PartialFitter:
         st = self.settings
         r = st.w_shape_reg * (p["shape"] ** 2).sum() + st.w_expr_reg * (p["expression"] ** 2).sum()
         r = r + st.w_pose_reg * (p["jaw"] ** 2).sum() * JAW_POSE_REG_SCALE
+        if st.estimate_focal:
+            r = r + st.w_focal_reg * ((p["log_focal"] / st.focal_prior_sd) ** 2).sum()
         if p["local"].shape[1]:
             r = r + st.w_local_reg * (p["local"] ** 2).sum()
         return r
 
+    def _landmark_stage_names(self) -> list[str]:
+        """The parameters fitted from stage 1 on: LANDMARK_STAGE_PARAMS, plus log_focal when estimated."""
+        return list(LANDMARK_STAGE_PARAMS) + (["log_focal"] if self.settings.estimate_focal else [])
+
     def _fit_landmarks(self, p: dict, ev: CropEvidence, ev_t: dict, progress) -> None:
         """Stage 1, in place on p: camera, shape, expression and jaw from the landmarks (Adam, lr)."""
         st = self.settings
-        names = list(LANDMARK_STAGE_PARAMS)
+        names = self._landmark_stage_names()
         for k in names:
             p[k].requires_grad_(True)
         opt = torch.optim.Adam([p[k] for k in names], lr=st.lr)
@@ -312,8 +322,8 @@ class PartialFitter:
             cam = self._camera(p, ev.size)
             loss = st.w_landmarks * self._landmark_loss(v, cam, ev_t) * LANDMARK_LOSS_SCALE + self._regulariser(p)
             loss.backward()
-            if it < st.iters_landmarks // 4:  # camera and pose settle before the shape moves
-                for k in ("shape", "expression", "jaw"):
+            if it < st.iters_landmarks // 4:  # camera and pose settle before the shape (and focal length) move
+                for k in ("shape", "expression", "jaw", "log_focal"):
                     p[k].grad = None
             opt.step()
             with torch.no_grad():
@@ -337,7 +347,7 @@ class PartialFitter:
     def _fit_photometric(self, p: dict, ev: CropEvidence, ev_t: dict, progress) -> None:
         """Stage 2, in place on p: + light, albedo and local models from the pixels (Adam)."""
         st = self.settings
-        names = list(LANDMARK_STAGE_PARAMS) + ["gain", "offsets", "light"] + (["local"] if p["local"].shape[1] else [])
+        names = self._landmark_stage_names() + ["gain", "offsets", "light"] + (["local"] if p["local"].shape[1] else [])
         for k in names:
             p[k] = p[k].detach().requires_grad_(True)
         opt = torch.optim.Adam([{"params": [p[k] for k in names if k not in ("light",)],

@@ -20,7 +20,10 @@ def uses_local_model(mode: str) -> bool:
 @dataclass(frozen=True)
 class FitSettings:
     mode: str = "full+local"  # FIT_MODES; the best measured on out-of-span heads and on the photos' landmarks
-    fov_deg: float = 20.0  # assumed vertical field of view of an unknown photo's camera
+    fov_deg: float = 20.0  # assumed vertical field of view of the face crop's camera (an unknown photo's)
+    estimate_focal: bool = False  # also fit the focal length, log(f / f(fov_deg)) ~ N(0, focal_prior_sd^2)
+    focal_prior_sd: float = 0.5  # log-focal sd: crop fields of view of about 8-50 degrees within 2 sd
+    w_focal_reg: float = 1e-2
     # iterations per stage
     iters_landmarks: int = 150  # camera, pose, shape, expression from landmarks
     iters_photometric: int = 80  # + light, albedo, local models from pixels
