@@ -56,7 +56,8 @@ def test_create_maps_flat_options_and_validates_them():
         with pytest.raises(D3DFaceError, match=word):
             ReconstructConfig.create(**bad)
     ReconstructConfig.create(device="cuda:1")  # a CUDA index is a device name too
-    for fit, word in (({"albedo_basis": "texture"}, "albedo basis"), ({"photometric_robust_scale": -0.1}, "robust")):
+    for fit, word in (({"albedo_basis": "texture"}, "albedo basis"), ({"photometric_robust_scale": -0.1}, "robust"),
+                      ({"estimate_focal": True, "focal_prior_sd": 0.0}, "focal_prior_sd")):
         with pytest.raises(D3DFaceError, match=word):
             dataclasses.replace(ReconstructConfig(), fit=FitSettings(**fit)).validate()
 

@@ -107,6 +107,8 @@ class ReconstructConfig:
             raise D3DFaceError(f"unknown albedo basis {self.fit.albedo_basis!r} ({', '.join(ALBEDO_BASES)})")
         if self.fit.photometric_robust_scale < 0:
             raise D3DFaceError(f"photometric_robust_scale must be >= 0, not {self.fit.photometric_robust_scale}")
+        if self.fit.estimate_focal and self.fit.focal_prior_sd <= 0:
+            raise D3DFaceError(f"focal_prior_sd must be > 0 to estimate the focal length, not {self.fit.focal_prior_sd}")
         if self.backend not in BACKENDS:
             raise D3DFaceError(f"unknown landmark backend {self.backend!r} ({', '.join(BACKENDS)})")
         if self.stitch.method not in JOIN_METHODS:
