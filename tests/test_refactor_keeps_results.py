@@ -13,11 +13,7 @@ the default: this checkout runs here with the baseline's Mesh-VAE completion.
 
 BASELINE moved to 972430f (issue 21): the open model's eyeballs sit behind the lids, move with
 them and the blink closes over them, and the Mesh-VAE was retrained on that template, so every
-result changed on purpose. Both engines now run the same script (the Mesh-VAE completion).
-
-BASELINE moved to 2dbcd00 (issue 18): the fit's albedo offsets lie on the mesh's 32 smoothest
-Laplacian eigenvectors instead of one per region, so every fit (and what follows it) changed on
-purpose."""
+result changed on purpose. Both engines now run the same script (the Mesh-VAE completion)."""
 
 from __future__ import annotations
 
@@ -33,7 +29,7 @@ import pytest
 
 from conftest import ASSETS, IMAGES, REPO
 
-BASELINE = "2dbcd000700179ce5ac8ba35f1fb56a1f7ebf568"  # issue 18: the smooth per-vertex albedo of the fit
+BASELINE = "972430fe73e2dfc0a39066d06cbd23bc376e9eec"  # issue 21: the seated eyes, the closing blink and the Mesh-VAE retrained on them
 PHOTO = IMAGES / "occluded" / "glasses_woman.jpg"
 MASK = IMAGES / "occluded" / "glasses_woman_mask.png"
 RUN = """

@@ -2,21 +2,23 @@
 
 FLAME's texture space is not available, and its mean texture may not ship. The product's albedo
 is a flat skin tone with painted eyes (white eyeballs, dark irises), times a global RGB gain,
-plus RGB offsets on a smooth per-vertex basis:
+plus RGB offsets on a per-vertex basis b_k:
 
     albedo(v) = clip(base(v) * gain + sum_k b_k(v) * offset_k, 0, 1)
 
-3 + 3K parameters. The default basis (``FitSettings.albedo_basis = "smooth"``, K = 32) is the K
-lowest-frequency eigenvectors of the mesh's graph Laplacian (``smooth_albedo_basis``): a smooth
-albedo estimated from the visible skin, which follows red lips, cheeks, brows and a lit forehead
-(README Table 1: the photometric residual on the seen face of the 13 shared photos falls by
-9-35%, the shape errors are unchanged). The earlier basis ("regions") is one offset per region
-of the soft partition (``regions.py``, R = 12). ``base`` may instead be FLAME's mean texture sampled at each vertex
-(a research option: the evaluation renders its synthetic faces with it; the fit measured no
-better with it, see README Table 1). Why this form: the gain absorbs skin tone and white balance; the
-low-frequency offsets let lips, cheeks or ears differ in tone without being free enough to paint
-an occluder's edges or a shadow's outline into the skin (which a free per-vertex albedo would
-do, and which would then leak into the shape).
+3 + 3K parameters. The default basis (``FitSettings.albedo_basis = "regions"``) is the soft
+partition's regions (``regions.py``, K = 12). The measured alternative ("smooth",
+``smooth_albedo_basis``, K = 32) is the lowest-frequency eigenvectors of the mesh's graph
+Laplacian: it follows red lips, cheeks and a lit forehead (README Table 1: the photometric
+error on the seen face of the 13 shared photos falls by 9-35%, the shape errors are unchanged),
+but its global modes carry what the seen skin asks for over the unseen head, so dark hair at
+the hairline darkens the scalp and neck of the baked texture. ``base`` may instead be FLAME's
+mean texture sampled at each vertex (a research option: the evaluation renders its synthetic
+faces with it; the fit measured no better with it, see README Table 1). Why this form: the gain
+absorbs skin tone and white balance; the regional offsets let lips, cheeks or ears differ in
+tone without being free enough to paint an occluder or a shadow into the skin (which a free
+per-vertex albedo would do, and which would then leak into the shape), and an unseen region
+keeps the skin tone.
 """
 
 from __future__ import annotations
