@@ -4,8 +4,8 @@ truth, on a real photo with a hand-drawn mask, and the fit command."""
 from __future__ import annotations
 
 import subprocess
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2

@@ -36,8 +36,8 @@ def test_crop_transform_inverts_a_similarity_of_the_template():
 
 def test_shifted_crops_move_the_template_by_the_shift_and_average_into_the_probability():
     """The test-time crops put the five points TEMPLATE5 + (+-s, 0), (0, +-s); on a real photo the
-    averaged probability is the mean of the five crops' (each run alone through a stub that
-    records them) and stays near the single crop's."""
+    averaged probability is the mean of five single-crop runs whose landmarks are moved so that
+    each crop is one of the shifted ones, and stays near the single crop's."""
     from conftest import IMAGES
     from d3dface.inputs.image_io import load_image
     from d3dface.inputs.landmarks_base import detect_landmarks

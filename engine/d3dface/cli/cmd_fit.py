@@ -75,8 +75,7 @@ def register(sub) -> None:
                         "(default: %(default)s)")
     p.add_argument("--methods", nargs="+", default=list(FIT_METHODS), choices=list(FIT_MODES),
                    help="fit modes to compare (default: %(default)s)")
-    p.add_argument("--albedo", default=FitSettings.albedo_basis, choices=list(ALBEDO_BASES),
-                   help="the fits' albedo offsets: smooth (low-frequency per-vertex) or regions (default: %(default)s)")
+    add_albedo_option(p)
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--assets", help=ASSETS_HELP)
     p.add_argument("--out", help="also write the table (table1.md) and per-face errors (table1.json) to this folder")
@@ -86,14 +85,19 @@ def register(sub) -> None:
                        help="fit every shared photo; reprojection error on dense and 68 landmarks (%% IOD) and overlays")
     p.add_argument("--images", help="folder holding faces/ and occluded/ (default: <shared>/images)")
     p.add_argument("--mode", default=FitSettings.mode, choices=list(FIT_MODES), help="fit mode (default: %(default)s)")
-    p.add_argument("--albedo", default=FitSettings.albedo_basis, choices=list(ALBEDO_BASES),
-                   help="the fit's albedo offsets: smooth (low-frequency per-vertex) or regions (default: %(default)s)")
+    add_albedo_option(p)
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--assets", help=ASSETS_HELP)
     add_json(p, "the per-photo errors")
     p.add_argument("--out", required=True, help="output folder: reprojection.md and overlays/<photo>.png (atomically)")
     p.set_defaults(run=run_evaluate_reprojection)
     register_expression_checks(sub)
+
+
+def add_albedo_option(p) -> None:
+    p.add_argument("--albedo", default=FitSettings.albedo_basis, choices=list(ALBEDO_BASES),
+                   help="the fit's albedo offsets: regions (one per soft region) or smooth (low-frequency "
+                        "per-vertex) (default: %(default)s)")
 
 
 def register_expression_checks(sub) -> None:

@@ -264,14 +264,17 @@ class PartialFitter:
         result.photometric_error = pho_err
         return result
 
-    def _photometric_error(self, p: dict, v: torch.Tensor, cam: PerspectiveCamera, ev_t: dict) -> float:
-        """Mean absolute RGB error (0-1) of the render of p (vertices v (1, V, 3)) over the pixels it
-        covers in M_f and not M_o; nan when it covers none."""
+    def _pixel_errors(self, p: dict, v: torch.Tensor, cam: PerspectiveCamera, ev_t: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The render of p (vertices v (1, V, 3)) against the crop: per-pixel mean absolute RGB error
+        (1, 1, S, S) and the seen pixels (1, 1, S, S) bool, those it covers in M_f and not M_o."""
         res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
-        m = ((res.mask > 0) & ev_t["pix_mask"])[:, 0]
-        if not bool(m.any()):
-            return float("nan")
-        return float((res.image - ev_t["image"]).abs().mean(1)[m].mean())
+        seen = (res.mask.detach() > 0) & ev_t["pix_mask"]
+        return (res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3, seen
+
+    def _photometric_error(self, p: dict, v: torch.Tensor, cam: PerspectiveCamera, ev_t: dict) -> float:
+        """Mean absolute RGB error (0-1) of the render of p over the seen pixels; nan when none is seen."""
+        err, seen = self._pixel_errors(p, v, cam, ev_t)
+        return float(err[seen].mean()) if bool(seen.any()) else float("nan")
 
     def _initial_params(self, ev: CropEvidence) -> dict:
         """The parameters before the fit (batch 1, float32): camera rotation (1, 3) axis-angle and
@@ -370,10 +373,8 @@ class PartialFitter:
         st = self.settings
         v = self.shaped(p)
         cam = self._camera(p, ev.size)
-        res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
-        m = (res.mask.detach() > 0) & ev_t["pix_mask"]
-        mf = m.float()
-        err = (res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3
+        err, seen = self._pixel_errors(p, v, cam, ev_t)
+        mf = seen.float()
         if st.photometric_robust_scale > 0:
             c = st.photometric_robust_scale
             err = c * torch.log1p(err / c)

@@ -163,14 +163,11 @@ def occlusion_probability(image: np.ndarray, points68: np.ndarray, net: Occlusio
     """
     net = net or load_occlusion_net()
     transforms = shifted_crop_transforms(crop_transform(points68), shift_px)
-    crops = [warp_to_crop(np.asarray(image), A) for A in transforms]
-    batch = np.stack([c for crop in crops for c in ((crop, crop[:, ::-1]) if flip_average else (crop,))])
+    crops = np.stack([warp_to_crop(np.asarray(image), A) for A in transforms])  # (T, CROP, CROP, 3)
+    batch = np.concatenate([crops, crops[:, :, ::-1]]) if flip_average else crops
     with torch.inference_mode():
         p = torch.sigmoid(net(network_input(batch)))[:, 0].numpy()
-    per = 2 if flip_average else 1
-    total = np.zeros(image.shape[:2], np.float32)
-    for i, A in enumerate(transforms):
-        q = p[per * i]
-        prob = 0.5 * (q + p[per * i + 1][:, ::-1]) if flip_average else q
-        total += warp_from_crop(prob, A, image.shape[:2])
-    return np.clip(total / len(transforms), 0.0, 1.0)
+    T = len(transforms)
+    probs = 0.5 * (p[:T] + p[T:, :, ::-1]) if flip_average else p  # (T, CROP, CROP), mirrors flipped back
+    total = sum(warp_from_crop(q, A, image.shape[:2]) for q, A in zip(probs, transforms))
+    return np.clip(total / T, 0.0, 1.0)
