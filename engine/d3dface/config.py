@@ -59,7 +59,7 @@ class ReconstructConfig:
     @classmethod
     def create(cls, *, samples=None, seed=None, mask=None, backend=None, diversity=None, iterations=None,
                fit_mode=None, device=None, stitch=None, join=None, model=None, assets=None, vae=None,
-               expressions=None, completion=None) -> "ReconstructConfig":
+               expressions=None, completion=None, photometric=None) -> "ReconstructConfig":
         """The tree from the flat options a user gives (None: the default). Validated."""
         base = cls()
         given = lambda v, default: default if v is None else v  # noqa: E731
@@ -68,7 +68,8 @@ class ReconstructConfig:
         completion = replace(base.completion, model=str(given(completion, base.completion.model)),
                              samples=int(given(samples, base.completion.samples)),
                              diversity=float(given(diversity, base.completion.diversity)),
-                             iterations=int(given(iterations, base.completion.iterations)))
+                             iterations=int(given(iterations, base.completion.iterations)),
+                             lambda_pho=float(given(photometric, base.completion.lambda_pho)))
         cfg = cls(seed=int(given(seed, base.seed)), device=str(given(device, base.device)), inputs=inputs,
                   fit=replace(base.fit, mode=given(fit_mode, base.fit.mode)), completion=completion,
                   stitch=replace(base.stitch, enabled=bool(given(stitch, base.stitch.enabled)),
@@ -99,6 +100,10 @@ class ReconstructConfig:
             raise D3DFaceError(f"iterations must be at least 1, not {c.iterations}")
         if c.diversity < 0:
             raise D3DFaceError(f"diversity must be 0 or more, not {c.diversity}")
+        if c.lambda_pho < 0:
+            raise D3DFaceError(f"the photometric weight must be 0 or more, not {c.lambda_pho}")
+        if not 0 < c.photometric_scale <= 1:
+            raise D3DFaceError(f"photometric_scale must be in (0, 1], not {c.photometric_scale}")
         if c.model not in COMPLETION_MODELS:
             raise D3DFaceError(f"unknown completion model {c.model!r} ({', '.join(COMPLETION_MODELS)})")
         if self.fit.mode not in FIT_MODES:

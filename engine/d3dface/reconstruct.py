@@ -26,6 +26,7 @@ import torch
 from . import __version__
 from .atomic import atomic_output_dir
 from .complete.diversify import Cancelled, diversify, diversify_gaussian, latent_statistics
+from .complete.photometric import SamplePhotometricTerm, photometric_term_for_fit
 from .complete.region_prior import RegionPrior
 from .complete.settings import RegionPriorSettings, StitchSettings
 from .complete.stitching import join_to_fit
@@ -172,12 +173,13 @@ class ReconstructionEngine:
 
         t = time.perf_counter()
         fitter = self.fitter(cfg.fit)
-        fit = fitter.fit(evidence_from_inputs(inputs), progress=lambda s, f: (report("fit", f, s), _raise_if(check)),
-                         seed=cfg.seed)
+        evidence = evidence_from_inputs(inputs)
+        fit = fitter.fit(evidence, progress=lambda s, f: (report("fit", f, s), _raise_if(check)), seed=cfg.seed)
         timings["fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        div = self._complete(fit, cfg, progress=lambda s, f: report("complete", f, s), cancel=check)
+        div = self._complete(fit, cfg, progress=lambda s, f: report("complete", f, s), cancel=check,
+                             photometric=self._photometric_term(fit, evidence, fitter.renderer, cfg.completion))
         timings["complete"] = time.perf_counter() - t
 
         result = self._result(image, cfg, inputs, fit, div, notes, timings)
@@ -217,16 +219,22 @@ class ReconstructionEngine:
         not_face[self.model.regions["face"]] = False
         return eyes | not_face
 
-    def _complete(self, fit, cfg: ReconstructConfig, progress, cancel):
+    def _photometric_term(self, fit, evidence, renderer, st) -> SamplePhotometricTerm | None:
+        """L_pho of Algorithm 2 for the Mesh-VAE's samples (None when off or not used)."""
+        if st.model != "vae" or st.lambda_pho <= 0:
+            return None
+        return photometric_term_for_fit(fit, evidence, renderer, st.photometric_scale, self.device)
+
+    def _complete(self, fit, cfg: ReconstructConfig, progress, cancel, photometric=None):
         """Algorithm 2 on the fit: M completions diversified on the occluded face, by the
-        configured completion model."""
+        configured completion model; photometric: L_pho for the Mesh-VAE (``_photometric_term``)."""
         dev = self.device
         S, occ = torch.as_tensor(fit.vertices, device=dev), torch.as_tensor(fit.occluded, device=dev)
         st = replace(cfg.completion, seed=cfg.seed)
         if st.model == "gaussian":
             return diversify_gaussian(self.region_prior(st.prior), S, occ, st, self.dpp_excluded(), progress, cancel)
         return diversify(self.vae, S, occ, st, latent_stats=self.latent_stats(), exclude_from_dpp=self.dpp_excluded(),
-                         progress=progress, cancel=cancel)
+                         photometric=photometric, progress=progress, cancel=cancel)
 
     def _result(self, image, cfg: ReconstructConfig, inputs, fit, div, notes, timings) -> ReconstructionResult:
         """The result: the samples stitched to the fit where seen (when asked), the raw ones beside."""

@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--heads", default="model", choices=list(HEAD_KINDS),
                    help="test heads: drawn from the head model, or out-of-span (regions of independent draws and local "
                         "detail the model cannot represent) (default: %(default)s)")
+    p.add_argument("--photometric", type=float, default=DiversifySettings.lambda_pho,
+                   help="weight of Algorithm 2's photometric term in the Mesh-VAE + DPP row (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes to share the faces, one torch thread each (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder: table.md, table.csv, rows.json, chart.png")
@@ -45,6 +47,8 @@ def register(sub) -> None:
 def run(args) -> int:
     if args.quick and args.n is not None:
         raise D3DFaceError(f"give --quick ({QUICK_FACES_PER_TYPE} faces per type) or --n, not both")
+    if args.photometric < 0:
+        raise D3DFaceError(f"--photometric must be 0 or more, not {args.photometric}")
     from tqdm import tqdm
 
     from ..devices import resolve_device
@@ -56,10 +60,11 @@ def run(args) -> int:
 
     if args.quick:
         st = EvalSettings(faces_per_type=QUICK_FACES_PER_TYPE, samples=min(args.samples, QUICK_SAMPLES), seed=args.seed,
-                          fit_landmark_iters=80, fit_photometric_iters=25, diversify_iters=40, heads=args.heads)
+                          fit_landmark_iters=80, fit_photometric_iters=25, diversify_iters=40, heads=args.heads,
+                          photometric=args.photometric)
     else:
         st = EvalSettings(faces_per_type=DEFAULT_FACES_PER_TYPE if args.n is None else args.n, samples=args.samples,
-                          seed=args.seed, heads=args.heads)
+                          seed=args.seed, heads=args.heads, photometric=args.photometric)
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     bar = tqdm(total=3 * st.faces_per_type, desc="evaluate", unit="face")
@@ -73,7 +78,8 @@ def run(args) -> int:
     ratio = bar_chart(groups, {m: [s[m][k]["asd_ratio"] for k in groups] for m in METHODS}, "ASD-O / ASD-V (higher is better)")
     cse = bar_chart(groups, {m: [s[m][k]["cse_mm"] for k in groups] for m in METHODS}, "CSE, mm (lower is better)")
     text = (ev.markdown() + f"\n\n{st.faces_per_type} faces per type ({st.heads} heads), M = {st.samples}, "
-            f"product completion {DiversifySettings().model}, {time.perf_counter() - t0:.0f} s, "
+            f"product completion {DiversifySettings().model}, Mesh-VAE + DPP photometric weight {st.photometric:g}, "
+            f"{time.perf_counter() - t0:.0f} s, "
             f"device {device}, {args.workers} worker(s)\n")
     with atomic_output_dir(args.out) as tmp:
         write_text_atomic(Path(tmp) / "table.md", text)

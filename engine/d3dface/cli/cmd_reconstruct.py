@@ -28,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--completion", default=d.completion.model, choices=COMPLETION_MODELS,
                    help="what draws the completions: gaussian (the fit plus offsets from a prior whose face regions vary "
                         "on their own, conditioned on what the photo shows) or vae (the Mesh-VAE) (default: %(default)s)")
+    p.add_argument("--photometric", type=float, default=d.completion.lambda_pho,
+                   help="weight of Algorithm 2's photometric term on the samples, --completion vae only: each sample "
+                        "rendered with the fit's camera, light and albedo against the photo's seen face; 0 = off "
+                        "(default: %(default)s)")
     p.add_argument("--join", default=d.stitch.method, choices=JOIN_METHODS,
                    help="how each sample joins the fit where the photo shows the face: laplacian (no crease) or "
                         "smoothstep (the former default) (default: %(default)s)")
@@ -57,7 +61,8 @@ def run_reconstruct(args) -> int:
     t0 = time.perf_counter()
     cfg = ReconstructConfig.create(samples=args.samples, seed=args.seed, mask=args.mask, backend=args.backend,
                                    diversity=args.diversity, iterations=args.iterations, device=args.device, join=args.join,
-                                   model=args.model, expressions=args.expressions, completion=args.completion)
+                                   model=args.model, expressions=args.expressions, completion=args.completion,
+                                   photometric=args.photometric)
     engine = get_engine(args.model, cfg.device)
     bar = StageProgress()
     try:

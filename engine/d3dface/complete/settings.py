@@ -64,7 +64,11 @@ class DiversifySettings:
     iterations: int = 100  # the authors run 300 on a GPU; see the README's performance notes
     lr: float = 1e-2  # Adam, as the authors
     lambda_s: float = 1.0
-    lambda_pho: float = 0.0  # used when the caller passes a photometric term
+    # L_pho (complete/photometric.py): each sample rendered with the fit's camera, light and albedo
+    # against the photo's seen face pixels; the Mesh-VAE only (the "gaussian" samples keep the fit
+    # where seen). 0: off (measured: README "Completion models")
+    lambda_pho: float = 0.0
+    photometric_scale: float = 0.5  # L_pho's render resolution relative to the fit's crop
     lambda_dpp: float = 0.1
     diversity: float = 1.0  # user-facing strength: multiplies lambda_dpp
     init_spread: float = 1.0  # scales sigma of the initial draws

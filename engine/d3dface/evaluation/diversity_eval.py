@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..complete.diversify import DiversifySettings, diversify, diversify_gaussian, diversify_linear
+from ..complete.photometric import photometric_term_for_fit
 from ..complete.settings import DEFAULT_SAMPLES
 from ..complete.settings import StitchSettings
 from ..complete.stitching import join_to_fit
@@ -51,6 +52,7 @@ class EvalSettings:
     diversify_iters: int = DiversifySettings.iterations  # the product's
     heads: str = "model"  # test heads: "model" or "out-of-span" (synthetic_faces.HEAD_KINDS)
     coverage: bool = True  # also run each method with one sample (cse1_mm)
+    photometric: float = DiversifySettings.lambda_pho  # lambda_pho of the Mesh-VAE + DPP row (complete/photometric.py)
     join: StitchSettings = field(default_factory=StitchSettings)  # how the "product" row joins samples to the fit
 
 
@@ -157,7 +159,7 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
     maker = SyntheticFaceMaker(model, mean_texture_path(engine.assets), heads=st.heads)  # test faces wear the mean texture
     face = model.regions["face"]
     excl = engine.dpp_excluded()
-    div = DiversifySettings(samples=st.samples, iterations=st.diversify_iters, seed=st.seed)
+    div = DiversifySettings(samples=st.samples, iterations=st.diversify_iters, seed=st.seed, lambda_pho=st.photometric)
     out = DiversityEvaluation()
     total, done = len(jobs), 0
     for kind, seed in jobs:
@@ -174,7 +176,7 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
                                       st.join.rings)
                 cse1 = cse1s[f"{div.model}+dpp"]
             else:
-                draw = lambda m: _samples(engine, fitters, fit, method, replace(div, samples=m), excl)  # noqa: E731
+                draw = lambda m: _samples(engine, fitters, fit, method, replace(div, samples=m), excl, f.evidence)  # noqa: E731
                 samples = raw[method] = draw(st.samples)
                 # one sample's error by the same protocol (the metrics need two samples: it is repeated)
                 cse1 = cse1s[method] = (
@@ -190,8 +192,8 @@ def _evaluate(engine, st: EvalSettings, fitters: dict, progress, jobs) -> Divers
     return out
 
 
-def _samples(engine, fitters: dict, fit, method: str, div: DiversifySettings, excl: torch.Tensor) -> np.ndarray:
-    """(M, V, 3) metres: ``method``'s raw samples for the fit (M = div.samples)."""
+def _samples(engine, fitters: dict, fit, method: str, div: DiversifySettings, excl: torch.Tensor, evidence) -> np.ndarray:
+    """(M, V, 3) metres: ``method``'s raw samples for the fit of the crop ``evidence`` (M = div.samples)."""
     model, dev = engine.model, engine.device
     S = torch.as_tensor(fit.vertices, device=dev)
     occ = torch.as_tensor(fit.occluded, device=dev)
@@ -208,7 +210,10 @@ def _samples(engine, fitters: dict, fit, method: str, div: DiversifySettings, ex
             eps = torch.randn((div.samples, *mu.shape[1:]), generator=g).to(dev)
             return engine.vae.decode(mu + torch.exp(0.5 * logvar) * eps).cpu().numpy()
     if method == "vae+dpp":
-        return diversify(engine.vae, S, occ, div, engine.latent_stats(), excl).samples
+        pho = None
+        if div.lambda_pho > 0:
+            pho = photometric_term_for_fit(fit, evidence, fitters["global+local"].renderer, div.photometric_scale, dev)
+        return diversify(engine.vae, S, occ, div, engine.latent_stats(), excl, photometric=pho).samples
     if method == "gaussian+dpp":
         return diversify_gaussian(engine.region_prior(div.prior), S, occ, div, excl).samples
     raise ValueError(f"unknown method {method!r}")
