@@ -13,7 +13,9 @@ the default: this checkout runs here with the baseline's Mesh-VAE completion.
 
 BASELINE moved to 972430f (issue 21): the open model's eyeballs sit behind the lids, move with
 them and the blink closes over them, and the Mesh-VAE was retrained on that template, so every
-result changed on purpose. Both engines now run the same script (the Mesh-VAE completion)."""
+result changed on purpose. Both engines now run the same script (the Mesh-VAE completion).
+Issue 18 made the fit's albedo "regions+smooth": the script asks for the baseline's "regions"
+where the engine knows the setting."""
 
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ from d3dface.config import ReconstructConfig
 from d3dface.reconstruct import get_engine
 photo, mask, out = sys.argv[1:4]
 cfg = ReconstructConfig.create(mask=mask, samples=3, seed=5, iterations=15, device="cpu", completion="vae")
+if hasattr(cfg.fit, "albedo_basis"):  # the baseline's albedo (later engines default to "regions+smooth")
+    from dataclasses import replace
+    cfg = replace(cfg, fit=replace(cfg.fit, albedo_basis="regions"))
 get_engine(None, "cpu").reconstruct(photo, cfg, out)
 print(json.dumps({"engine": d3dface.__file__}))
 """

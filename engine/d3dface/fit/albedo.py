@@ -6,19 +6,21 @@ plus RGB offsets on a per-vertex basis b_k:
 
     albedo(v) = clip(base(v) * gain + sum_k b_k(v) * offset_k, 0, 1)
 
-3 + 3K parameters. The default basis (``FitSettings.albedo_basis = "regions"``) is the soft
-partition's regions (``regions.py``, K = 12). The measured alternative ("smooth",
-``smooth_albedo_basis``, K = 32) is the lowest-frequency eigenvectors of the mesh's graph
-Laplacian: it follows red lips, cheeks and a lit forehead (README Table 1: the photometric
-error on the seen face of the 13 shared photos falls by 9-35%, the shape errors are unchanged),
-but its global modes carry what the seen skin asks for over the unseen head, so dark hair at
-the hairline darkens the scalp and neck of the baked texture. ``base`` may instead be FLAME's
+3 + 3K parameters. The basis (``FitSettings.albedo_basis``): "regions", the soft partition's
+regions (``regions.py``, K = 12); "smooth" (``smooth_albedo_basis``, K = 32), the
+lowest-frequency eigenvectors of the mesh's graph Laplacian: it follows red lips, cheeks and a
+lit forehead (README: the photometric error on the seen face of the 13 shared photos falls by
+9-35%, the shape errors are unchanged), but its global modes carry what the seen skin asks for
+over the unseen head, so dark hair at the hairline darkens the scalp and neck of the baked
+texture; "regions+smooth" (the default), both, the smooth rows weighted by where the fit's
+landmark stage sees the face (``seen_weights``), so the seen face gets the smooth detail (its
+photometric error is as low as "smooth"'s) and the unseen head keeps the regional albedo. ``base`` may instead be FLAME's
 mean texture sampled at each vertex (a research option: the evaluation renders its synthetic
 faces with it; the fit measured no better with it, see README Table 1). Why this form: the gain
 absorbs skin tone and white balance; the regional offsets let lips, cheeks or ears differ in
-tone without being free enough to paint an occluder or a shadow into the skin (which a free
-per-vertex albedo would do, and which would then leak into the shape), and an unseen region
-keeps the skin tone.
+tone, the 32 smooth ones follow the seen skin without being free enough to paint an occluder
+or a sharp shadow into it (which a free per-vertex albedo would do, and which would then leak
+into the shape), and an unseen region keeps the skin tone.
 """
 
 from __future__ import annotations
@@ -109,13 +111,16 @@ def smooth_albedo_basis(model: HeadModel, k: int) -> np.ndarray:
 
 
 class AlbedoModel(torch.nn.Module):
-    """albedo(params) -> (B, V, 3); params: gain (B, 3), offsets (B, R, 3). region_weights (R, V):
-    the soft partition's regions, or ``smooth_albedo_basis``."""
+    """albedo(gain, offsets, seen=None) -> (B, V, 3); gain (B, 3), offsets (B, R, 3). region_weights
+    (R, V): the soft partition's regions, or ``smooth_albedo_basis``, or both stacked. The last
+    ``seen_rows`` rows act only where the face is seen: forward's ``seen`` (V,) weight in [0, 1]
+    (``seen_weights``) multiplies them, so the unseen head keeps the other rows' albedo."""
 
-    def __init__(self, mean_albedo: np.ndarray, region_weights: np.ndarray):
+    def __init__(self, mean_albedo: np.ndarray, region_weights: np.ndarray, seen_rows: int = 0):
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(mean_albedo, dtype=torch.float32))
         self.register_buffer("weights", torch.as_tensor(region_weights, dtype=torch.float32))  # (R, V)
+        self.seen_rows = int(seen_rows)
 
     @property
     def num_regions(self) -> int:
@@ -125,6 +130,19 @@ class AlbedoModel(torch.nn.Module):
         dev = self.mean.device
         return {"gain": torch.ones(batch, 3, device=dev), "offsets": torch.zeros(batch, self.num_regions, 3, device=dev)}
 
-    def forward(self, gain: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        a = self.mean[None] * gain[:, None] + torch.einsum("rv,brc->bvc", self.weights, offsets)
+    def forward(self, gain: torch.Tensor, offsets: torch.Tensor, seen: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.weights
+        if self.seen_rows and seen is not None:
+            k = self.num_regions - self.seen_rows
+            w = torch.cat([w[:k], w[k:] * seen[None]])
+        a = self.mean[None] * gain[:, None] + torch.einsum("rv,brc->bvc", w, offsets)
         return a.clamp(0.0, 1.0)
+
+
+def seen_weights(faces: np.ndarray, seen: np.ndarray, rings: int = 3) -> np.ndarray:
+    """(V,) float32 in [0, 1]: the seen vertices' indicator averaged over ``rings`` neighbour
+    rings, so that detail painted on the seen face fades out over a few rings, not at an edge."""
+    from ..head_model.mesh_quality import smooth_field
+
+    field = seen.astype(np.float64)[:, None]
+    return smooth_field(field, faces, np.ones(len(seen), bool), rings)[:, 0].astype(np.float32)

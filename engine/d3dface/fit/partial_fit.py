@@ -25,7 +25,7 @@ from ..head_model import HeadLayer, HeadModel
 from ..head_model.lbs import lbs
 from ..render import PerspectiveCamera, Renderer, SH_CONSTANTS
 from ..render.cameras import focal_from_fov
-from .albedo import AlbedoModel, smooth_albedo_basis, vertex_mean_albedo
+from .albedo import AlbedoModel, seen_weights, smooth_albedo_basis, vertex_mean_albedo
 from .evidence import CropEvidence
 from .local_model import LocalModel
 from .regions import soft_partition
@@ -114,13 +114,18 @@ class PartialFitter:
         self.num_coef = (self.shape_basis.shape[2], self.expr_basis.shape[2], local.shape[2])
         self.basis_t = torch.cat([self.shape_basis, self.expr_basis, local], dim=2).reshape(-1, sum(self.num_coef)).T.contiguous()
         self.template_flat = self.layer.v_template.reshape(1, -1)
+        regional = lambda: local_model.region_weights if st.mode != "global" else soft_partition(model)  # noqa: E731
+        seen_rows = 0
         if st.albedo_basis == "smooth":
             weights = smooth_albedo_basis(model, st.albedo_smooth_modes)
         elif st.albedo_basis == "regions":
-            weights = local_model.region_weights if st.mode != "global" else soft_partition(model)
+            weights = regional()
+        elif st.albedo_basis == "regions+smooth":  # the smooth rows only where the face is seen
+            seen_rows = st.albedo_smooth_modes
+            weights = np.concatenate([regional(), smooth_albedo_basis(model, seen_rows)])
         else:
             raise ValueError(f"unknown albedo basis {st.albedo_basis!r}")
-        self.albedo = AlbedoModel(vertex_mean_albedo(model, texture_path), weights).to(dev)
+        self.albedo = AlbedoModel(vertex_mean_albedo(model, texture_path), weights, seen_rows).to(dev)
         self.renderer = Renderer.from_head_model(model)
         self.renderer.settings.visibility_depth_tol = st.visibility_depth_tol
         lmk = self.layer.landmarks68_static_embedding(self.layer.v_template[None])[0]
@@ -242,6 +247,10 @@ class PartialFitter:
         timings["landmarks"] = time.perf_counter() - t1
         iters["landmarks"] = st.iters_landmarks
 
+        if self.albedo.seen_rows:
+            with torch.no_grad():
+                seen = ~self._occluded_vertices(self.shaped(p), self._camera(p, ev.size), ev)
+            ev_t["albedo_seen"] = torch.as_tensor(seen_weights(self.model.faces, seen), device=self.device)
         self._init_gain(p, ev, ev_t)
         t2 = time.perf_counter()
         self._fit_photometric(p, ev, ev_t, progress)
@@ -255,19 +264,26 @@ class PartialFitter:
             occluded = self._occluded_vertices(v, cam, ev)
             lmk_err = self._landmark_error_px(v, cam, ev, ev_t)
             reproj = reprojection_report(self.layer, v, cam, ev_t, ev.valid68)
-            albedo = self.albedo(p["gain"], p["offsets"])[0].cpu().numpy()
+            albedo = self._albedo(p, ev_t)[0].cpu().numpy()
             pho_err = self._photometric_error(p, v, cam, ev_t)
         timings["visibility"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         result = self._result(p, ev, v, cam, occluded, albedo, lmk_err, timings, iters)
         result.reprojection = reproj
         result.photometric_error = pho_err
+        if "albedo_seen" in ev_t:  # (V,) the weight of the albedo's seen-only rows
+            result.params["albedo_seen"] = ev_t["albedo_seen"].cpu().numpy()
         return result
+
+    def _albedo(self, p: dict, ev_t: dict) -> torch.Tensor:
+        """(1, V, 3) the albedo of p; its seen-only rows weighted by ev_t["albedo_seen"] (V,), the
+        vertices the landmark stage's fit sees, when the basis has such rows."""
+        return self.albedo(p["gain"], p["offsets"], ev_t.get("albedo_seen"))
 
     def _pixel_errors(self, p: dict, v: torch.Tensor, cam: PerspectiveCamera, ev_t: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The render of p (vertices v (1, V, 3)) against the crop: per-pixel mean absolute RGB error
         (1, 1, S, S) and the seen pixels (1, 1, S, S) bool, those it covers in M_f and not M_o."""
-        res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self.albedo(p["gain"], p["offsets"]))
+        res = self.renderer.render(v, cam, light=p["light"], vertex_colors=self._albedo(p, ev_t))
         seen = (res.mask.detach() > 0) & ev_t["pix_mask"]
         return (res.image - ev_t["image"]).abs().sum(1, keepdim=True) / 3, seen
 
@@ -340,7 +356,7 @@ class PartialFitter:
         mean albedo there (unchanged when too few pixels are covered)."""
         v = self.shaped(p)
         cam = self._camera(p, ev.size)
-        res = self.renderer.render(v, cam, vertex_colors=self.albedo(p["gain"], p["offsets"]))
+        res = self.renderer.render(v, cam, vertex_colors=self._albedo(p, ev_t))
         m = (res.mask > 0) & ev_t["pix_mask"]
         if m.sum() > GAIN_MIN_PIXELS:
             img_mean = (ev_t["image"] * m).sum((0, 2, 3)) / m.sum()
