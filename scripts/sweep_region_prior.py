@@ -11,7 +11,10 @@ then per occluder type: CSE at M = 1 / 8 / 16 and how much closer 16 samples com
 ASD-V, ASD-O, their ratio and creased edges per sample at M = 8 (mm, face region), and two
 bounds on coverage: the CSE of the fit with the truth pasted in where hidden (no completion that
 keeps the fit where seen does better), and of the one completion of the conditioned prior
-closest to the truth (``best_in_prior``: what the prior could reach if a sample hit it).
+closest to the truth (``best_in_prior``: what the prior could reach if a sample hit it); and the
+CSE of the fit itself (the posterior's mean where hidden), which diverse samples must beat to
+be more than noise; and CSE at M = 1 and 16 on the hidden face alone (the seen face, where every
+sample is the fit, left out).
 """
 
 from __future__ import annotations
@@ -82,9 +85,14 @@ def main() -> None:
         oracle = align_to(fit.vertices, f.gt_vertices, seen)
         oracle[fit.occluded] = f.gt_vertices[fit.occluded]
         cse_oracle = closest_sample_error(oracle[None], f.gt_vertices, face)[0]
+        # the posterior's mean (the fit itself where hidden): what diversity must beat to be useful
+        cse_fit = diversity_metrics(np.repeat(fit.vertices[None], 2, 0), f.gt_hidden, gt=f.gt_vertices, region=face,
+                                    align="rigid").cse
+        face_v = vertex_mask(face, len(fit.vertices))
+        face_hidden, face_seen = face_v & vertex_mask(f.gt_hidden, len(face_v)), face_v & ~vertex_mask(f.gt_hidden, len(face_v))
         for name, ps in configs.items():
             hidden = fit.occluded if hidden_of[name] == "unseen" else under_occluder(fit, f.evidence, eng.model.faces)
-            r = {"kind": kind, "seed": seed, "cfg": name, "cse_oracle": cse_oracle,
+            r = {"kind": kind, "seed": seed, "cfg": name, "cse_oracle": cse_oracle, "cse_fit": cse_fit,
                  "cse_best": best_in_prior(eng.region_prior(ps), fit.vertices, f, hidden, seen, face)}
             for M in (1, 8, 16):
                 div = DiversifySettings(samples=M, iterations=iters_of[name], seed=st.seed, prior=ps)
@@ -93,6 +101,9 @@ def main() -> None:
                 s = np.repeat(s, 2, 0) if M == 1 else s  # the metrics need two samples
                 d = diversity_metrics(s, f.gt_hidden, gt=f.gt_vertices, region=face, align="rigid")
                 r[f"cse{M}"] = d.cse
+                # the same closest-sample error on the hidden face alone (aligned on the seen face)
+                r[f"cse{M}_hidden"] = diversity_metrics(s, f.gt_hidden, gt=f.gt_vertices, region=face_hidden, align="rigid",
+                                                        align_vertices=face_seen).cse
                 if M == 8:
                     r.update(asd_v=d.asd_v, asd_o=d.asd_o,
                              creased=float(creased_edges(s, fit.vertices, eng.model.faces, face).mean()))
@@ -101,14 +112,18 @@ def main() -> None:
     for name in configs:
         for k in (*OCCLUDER_TYPES, None):
             rr = [r for r in rows if r["cfg"] == name and (k is None or r["kind"] == k)]
-            keys = ("cse1", "cse8", "cse16", "asd_v", "asd_o", "creased", "cse_oracle", "cse_best")
+            keys = ("cse1", "cse8", "cse16", "asd_v", "asd_o", "creased", "cse_oracle", "cse_best", "cse_fit",
+                    "cse1_hidden", "cse16_hidden")
             m = {x: np.mean([r[x] for r in rr]) for x in keys}
-            lower = {x: 100 * (1 - m[x] / m["cse1"]) for x in ("cse16", "cse_oracle", "cse_best")}
+            hidden_gain = 100 * (1 - m["cse16_hidden"] / m["cse1_hidden"])
+            lower = {x: 100 * (1 - m[x] / m["cse1"]) for x in ("cse16", "cse_oracle", "cse_best", "cse_fit")}
             print(f"{name:10s} {k or 'overall':9s} CSE1 {m['cse1']:.3f} CSE8 {m['cse8']:.3f} CSE16 {m['cse16']:.3f} "
                   f"(16 vs 1: {lower['cse16']:.1f}% lower) ASD-V {m['asd_v']:.2f} ASD-O {m['asd_o']:.2f} "
                   f"ratio {m['asd_o'] / max(m['asd_v'], 1e-9):.1f} creased {m['creased']:.1f} "
                   f"(truth where hidden: CSE {m['cse_oracle']:.3f}, {lower['cse_oracle']:.1f}% lower; "
-                  f"best in the prior: {m['cse_best']:.3f}, {lower['cse_best']:.1f}% lower)")
+                  f"best in the prior: {m['cse_best']:.3f}, {lower['cse_best']:.1f}% lower; "
+                  f"the fit (posterior mean): {m['cse_fit']:.3f}, {lower['cse_fit']:.1f}% lower; "
+                  f"on the hidden face alone CSE1 {m['cse1_hidden']:.3f} CSE16 {m['cse16_hidden']:.3f}, {hidden_gain:.1f}% lower)")
 
 
 if __name__ == "__main__":
