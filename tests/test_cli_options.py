@@ -134,3 +134,22 @@ def test_evaluate_expressions_refuses_a_negative_identity_count(tmp_path, capsys
     assert main(["evaluate-expressions", "--identities", "-1", "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["d3dface: error: --identities must be 0 or more, got -1"] and not out.exists()
+
+
+@pytest.mark.parametrize("args, word", [(["--photometric", "5"], "vae completion only"),
+                                        (["--photometric", "-1", "--completion", "vae"], "0 or more")])
+def test_reconstruct_refuses_a_photometric_weight_it_cannot_use(tmp_path, capsys, args, word):
+    from conftest import IMAGES
+
+    out = tmp_path / "never"
+    assert main(["reconstruct", str(IMAGES / "occluded" / "glasses_woman.jpg"), *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and word in err[0] and "photometric" in err[0], err
+    assert not out.exists()
+
+
+def test_evaluate_refuses_a_negative_photometric_weight(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["evaluate", "--quick", "--photometric", "-1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--photometric" in err[0] and not out.exists()

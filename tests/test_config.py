@@ -52,10 +52,15 @@ def test_create_maps_flat_options_and_validates_them():
     assert ReconstructConfig.create() == ReconstructConfig()
     for bad, word in (({"samples": 0}, "samples"), ({"samples": MAX_SAMPLES + 1}, "samples"), ({"iterations": 0}, "iterations"),
                       ({"diversity": -1}, "diversity"), ({"fit_mode": "local"}, "fit mode"), ({"backend": "dlib"}, "backend"),
-                      ({"device": "tpu"}, "device"), ({"join": "poisson"}, "join")):
+                      ({"device": "tpu"}, "device"), ({"join": "poisson"}, "join"),
+                      ({"photometric": -1, "completion": "vae"}, "photometric weight"),
+                      ({"photometric": 5}, "vae completion only")):
         with pytest.raises(D3DFaceError, match=word):
             ReconstructConfig.create(**bad)
     ReconstructConfig.create(device="cuda:1")  # a CUDA index is a device name too
+    assert ReconstructConfig.create(photometric=5, completion="vae").completion.lambda_pho == 5
+    with pytest.raises(D3DFaceError, match="photometric_scale"):
+        dataclasses.replace(ReconstructConfig(), completion=DiversifySettings(model="vae", photometric_scale=0)).validate()
     for fit, word in (({"albedo_basis": "texture"}, "albedo basis"), ({"photometric_robust_scale": -0.1}, "robust"),
                       ({"estimate_focal": True, "focal_prior_sd": 0.0}, "focal_prior_sd")):
         with pytest.raises(D3DFaceError, match=word):

@@ -102,6 +102,9 @@ class ReconstructConfig:
             raise D3DFaceError(f"diversity must be 0 or more, not {c.diversity}")
         if c.lambda_pho < 0:
             raise D3DFaceError(f"the photometric weight must be 0 or more, not {c.lambda_pho}")
+        if c.lambda_pho > 0 and c.model != "vae":
+            raise D3DFaceError(f"the photometric weight applies to the vae completion only, not {c.model!r} "
+                               "(whose samples keep the fit where the photo shows the face)")
         if not 0 < c.photometric_scale <= 1:
             raise D3DFaceError(f"photometric_scale must be in (0, 1], not {c.photometric_scale}")
         if c.model not in COMPLETION_MODELS:
