@@ -88,8 +88,8 @@ def main() -> None:
         # the posterior's mean (the fit itself where hidden): what diversity must beat to be useful
         cse_fit = diversity_metrics(np.repeat(fit.vertices[None], 2, 0), f.gt_hidden, gt=f.gt_vertices, region=face,
                                     align="rigid").cse
-        face_v = vertex_mask(face, len(fit.vertices))
-        face_hidden, face_seen = face_v & vertex_mask(f.gt_hidden, len(face_v)), face_v & ~vertex_mask(f.gt_hidden, len(face_v))
+        face_v, hid = vertex_mask(face, len(fit.vertices)), vertex_mask(f.gt_hidden, len(fit.vertices))
+        face_hidden, face_seen = face_v & hid, face_v & ~hid
         for name, ps in configs.items():
             hidden = fit.occluded if hidden_of[name] == "unseen" else under_occluder(fit, f.evidence, eng.model.faces)
             r = {"kind": kind, "seed": seed, "cfg": name, "cse_oracle": cse_oracle, "cse_fit": cse_fit,

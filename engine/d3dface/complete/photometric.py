@@ -1,4 +1,4 @@
-"""L_pho of Algorithm 2 (paper Eq. 10): each completion rendered with the fit's camera, light and
+"""L_pho of Algorithm 2 (paper section 4.3): each completion rendered with the fit's camera, light and
 albedo, compared with the photo on the face pixels the photo shows.
 
 The seen pixels are those in M_f and not M_o that the fit's own render covers (the authors'
@@ -27,7 +27,8 @@ def scaled_camera(camera: PerspectiveCamera, scale: float) -> PerspectiveCamera:
     H, W = camera.image_size
     size = (max(1, round(H * scale)), max(1, round(W * scale)))
     s = torch.tensor([size[1] / W, size[0] / H], dtype=camera.focal.dtype, device=camera.device)
-    return PerspectiveCamera(camera.focal * s, (camera.principal + 0.5) * s - 0.5, camera.rotation, camera.translation, size)
+    principal = (camera.principal + 0.5) * s - 0.5
+    return PerspectiveCamera(camera.focal * s, principal, camera.rotation, camera.translation, size)
 
 
 class SamplePhotometricTerm:
@@ -45,9 +46,10 @@ class SamplePhotometricTerm:
         self.renderer = renderer
         self.camera = scaled_camera(camera, scale)
         H, W = self.camera.image_size
-        area = cv2.INTER_AREA
-        img = cv2.resize(np.asarray(image, np.float32), (W, H), interpolation=area) if scale < 1 else np.asarray(image, np.float32)
-        keep = cv2.resize(seen.astype(np.float32), (W, H), interpolation=area) > 0.5 if scale < 1 else seen.astype(bool)
+        img, keep = np.asarray(image, np.float32), np.asarray(seen, bool)
+        if scale < 1:  # the photo area-averaged to the render's pixels; a pixel counts when mostly seen
+            img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
+            keep = cv2.resize(keep.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA) > 0.5
         self.image = torch.as_tensor(img, device=dev).permute(2, 0, 1)[None].contiguous()  # (1, 3, H, W)
         self.light = torch.as_tensor(np.asarray(light, np.float32), device=dev)[None]
         self.albedo = torch.as_tensor(np.asarray(albedo, np.float32), device=dev)[None]

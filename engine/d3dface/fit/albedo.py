@@ -14,9 +14,10 @@ lit forehead (README: the photometric error on the seen face of the 13 shared ph
 over the unseen head, so dark hair at the hairline darkens the scalp and neck of the baked
 texture; "regions+smooth" (the default), both, the smooth rows weighted by where the fit's
 landmark stage sees the face (``seen_weights``), so the seen face gets the smooth detail (its
-photometric error is as low as "smooth"'s) and the unseen head keeps the regional albedo. ``base`` may instead be FLAME's
-mean texture sampled at each vertex (a research option: the evaluation renders its synthetic
-faces with it; the fit measured no better with it, see README Table 1). Why this form: the gain
+photometric error is as low as "smooth"'s) and the unseen head keeps the regional albedo.
+``base`` may instead be FLAME's mean texture sampled at each vertex (a research option: the
+evaluation renders its synthetic faces with it; the fit measured no better with it, see README
+Table 1). Why this form: the gain
 absorbs skin tone and white balance; the regional offsets let lips, cheeks or ears differ in
 tone, the 32 smooth ones follow the seen skin without being free enough to paint an occluder
 or a sharp shadow into it (which a free per-vertex albedo would do, and which would then leak
