@@ -40,6 +40,10 @@ MARGIN_BINS = 12
 CLOSE_AT = 0.3  # the lids meet 30% of the way from the lower margin to the upper one
 MARGIN_BAND_DEG = (6.0, 4.0)  # upper, lower: lid vertices this close to their margin turn fully
 CURL_NEAR_M = 3e-3  # skin outside the lid region but this close to the eyeball turns with the lid
+# and so, in part, does the socket skin up to SOCKET_BAND_M behind the eyeball's surface: all of
+# the turn at the surface, none at this depth, where the socket keeps still (no vertex switches
+# between still and turning when a rebuild on another CPU moves it by a fraction of a millimetre)
+SOCKET_BAND_M = 5e-4
 SLIT_DEG = 2.0  # the closed margins stay this far apart (the lash line)
 CLEARANCE_ROUNDS = 8  # rounds of pushes
 # The closed upper margin lies STACK_GAP_M in front of the lower margin's vertices within
@@ -252,6 +256,13 @@ def _lid_turns(p: np.ndarray, prof: EyeballProfile, clear: np.ndarray, landmarks
     return _LidTurns(turn, margin | between, upper, front)
 
 
+def socket_follow(clearance: np.ndarray, in_lid: np.ndarray) -> np.ndarray:
+    """(N,) share of the lids' motion that skin with ``clearance`` (N,) metres from the eyeball's
+    surface (negative inside) takes: 1 on the lid region (``in_lid`` (N,) bool) and outside the
+    eyeball, falling to 0 at SOCKET_BAND_M inside it."""
+    return np.where(in_lid, 1.0, np.clip(1.0 + clearance / SOCKET_BAND_M, 0.0, 1.0))
+
+
 def closing_blink(template: np.ndarray, faces: np.ndarray, carried: np.ndarray, eyeball: np.ndarray,
                   lid: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The blink delta (V, 3) metres for one eye: the lids of ``lid`` (vertex ids) turned closed
@@ -264,9 +275,10 @@ def closing_blink(template: np.ndarray, faces: np.ndarray, carried: np.ndarray, 
     centre. Pushes are added where a vertex would come closer than the clearance to the eyeball,
     at weight 1 (twice the clearance, for a triangle's sag) or halfway (where a shape key puts it
     on the chord of its arc), and where the closed upper margin would not lie in front of the
-    lower one; neighbours share a push. The skin behind the eyeball (inside its surface) keeps
-    still; FLAME's lid margin curls into the socket through vertices outside the lid region that
-    lie within CURL_NEAR_M of the eyeball, and they turn with the lids."""
+    lower one; neighbours share a push. The skin behind the eyeball (SOCKET_BAND_M or more inside
+    its surface) keeps still; FLAME's lid margin curls into the socket through vertices outside the lid region that
+    lie within CURL_NEAR_M of the eyeball, and they turn with the lids, as does, in part, the
+    socket skin up to SOCKET_BAND_M behind the eyeball's surface."""
     prof = EyeballProfile.of(template[eyeball])
     c = prof.centre
     V = len(template)
@@ -277,7 +289,7 @@ def closing_blink(template: np.ndarray, faces: np.ndarray, carried: np.ndarray, 
     in_lid = np.zeros(V, bool)
     in_lid[lid] = True
     near_lid = _rings_from(faces, V, lid, 2) < 2
-    socket = ~in_lid & ~is_eye & near_lid & (clear < 0)
+    socket = ~in_lid & ~is_eye & near_lid & (clear <= -SOCKET_BAND_M)
     moving = (in_lid | (~is_eye & near_lid & (clear < CURL_NEAR_M))) & ~socket
     ids = np.flatnonzero(moving)
     p = template[ids]
@@ -297,12 +309,16 @@ def closing_blink(template: np.ndarray, faces: np.ndarray, carried: np.ndarray, 
     push_fixed = ~moving  # the push (metres): fixed where a clearance asks for it
     push = np.zeros((V, 1))
     A_lid = A[ids][:, ids].tocsr()
+    # the clearance asked for: the socket skin's own at rest where it lies a band's depth behind the
+    # eyeball, the blink's from the surface out, and in between in proportion
+    follow = socket_follow(clear[ids], in_lid[ids])
+    rest = (1.0 - follow) * np.minimum(clear[ids], 0.0)
     for _ in range(CLEARANCE_ROUNDS):
         e = _harmonic(A, ~push_fixed, push)[ids, 0]
         end, half = place(e), place(e, 0.5)
         d_end, d_half = np.linalg.norm(end - c, axis=1), np.linalg.norm(half - c, axis=1)
-        lack = np.maximum(prof.surface_radius(end) + 2 * BLINK_CLEARANCE_M - d_end,
-                          (prof.surface_radius(half) + BLINK_CLEARANCE_M - d_half) / 0.5)
+        lack = np.maximum(prof.surface_radius(end) + follow * 2 * BLINK_CLEARANCE_M + rest - d_end,
+                          (prof.surface_radius(half) + follow * BLINK_CLEARANCE_M + rest - d_half) / 0.5)
         phi_end = _phi(end, c)
         beside = lt.front_of_lower & (np.abs(phi_end[None, :] - phi_end[:, None]) < STACK_DEG)
         stack = np.where(beside, d_end[None, :] + STACK_GAP_M - d_end[:, None], -np.inf).max(1)
@@ -316,5 +332,6 @@ def closing_blink(template: np.ndarray, faces: np.ndarray, carried: np.ndarray, 
     e = _harmonic(A, ~push_fixed, push)[ids, 0]
     out = np.asarray(carried, np.float64).copy()
     out[ids] = (place(e) - p) + (1.0 - np.clip(weight, 0, 1))[:, None] * out[ids]
+    out[ids] *= follow[:, None]
     out[socket] = 0.0
     return out
