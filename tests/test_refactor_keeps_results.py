@@ -14,8 +14,11 @@ the default: this checkout runs here with the baseline's Mesh-VAE completion.
 BASELINE moved to 972430f (issue 21): the open model's eyeballs sit behind the lids, move with
 them and the blink closes over them, and the Mesh-VAE was retrained on that template, so every
 result changed on purpose. Both engines now run the same script (the Mesh-VAE completion).
-Issue 18 made the fit's albedo "regions+smooth": the script asks for the baseline's "regions"
-where the engine knows the setting."""
+
+BASELINE moved to 99fe9a9: the blink's socket band changed the shipped eyeBlink shapes and the
+local model's expression components around the eyes (a rebuild on another CPU had failed the
+shipped-model check); that baseline also has issue 18's "regions+smooth" albedo, so both engines
+run their defaults again."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import pytest
 
 from conftest import ASSETS, IMAGES, REPO
 
-BASELINE = "972430fe73e2dfc0a39066d06cbd23bc376e9eec"  # issue 21: the seated eyes, the closing blink and the Mesh-VAE retrained on them
+BASELINE = "99fe9a98e40a926993f7d6294fb28c010e8157f1"  # the blink's socket band: new eyeBlink shapes and local model
 PHOTO = IMAGES / "occluded" / "glasses_woman.jpg"
 MASK = IMAGES / "occluded" / "glasses_woman_mask.png"
 RUN = """
@@ -41,9 +44,6 @@ from d3dface.config import ReconstructConfig
 from d3dface.reconstruct import get_engine
 photo, mask, out = sys.argv[1:4]
 cfg = ReconstructConfig.create(mask=mask, samples=3, seed=5, iterations=15, device="cpu", completion="vae")
-if hasattr(cfg.fit, "albedo_basis"):  # the baseline's albedo (later engines default to "regions+smooth")
-    from dataclasses import replace
-    cfg = replace(cfg, fit=replace(cfg.fit, albedo_basis="regions"))
 get_engine(None, "cpu").reconstruct(photo, cfg, out)
 print(json.dumps({"engine": d3dface.__file__}))
 """
