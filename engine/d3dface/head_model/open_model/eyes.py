@@ -275,10 +275,10 @@ def closing_blink(template: np.ndarray, faces: np.ndarray, carried: np.ndarray, 
     centre. Pushes are added where a vertex would come closer than the clearance to the eyeball,
     at weight 1 (twice the clearance, for a triangle's sag) or halfway (where a shape key puts it
     on the chord of its arc), and where the closed upper margin would not lie in front of the
-    lower one; neighbours share a push. The skin behind the eyeball (SOCKET_BAND_M or more inside
-    its surface) keeps still; FLAME's lid margin curls into the socket through vertices outside the lid region that
-    lie within CURL_NEAR_M of the eyeball, and they turn with the lids, as does, in part, the
-    socket skin up to SOCKET_BAND_M behind the eyeball's surface."""
+    lower one; neighbours share a push. The skin SOCKET_BAND_M or more behind the eyeball's
+    surface keeps still; FLAME's lid margin curls into the socket through vertices outside the
+    lid region that lie within CURL_NEAR_M of the eyeball, and they turn with the lids, as does,
+    in part (``socket_follow``), the socket skin between."""
     prof = EyeballProfile.of(template[eyeball])
     c = prof.centre
     V = len(template)
