@@ -199,3 +199,21 @@ def test_training_shadows_darken_only_the_uncovered_skin():
     toned = _skin_tone(crop, pts, rng).astype(int)
     assert (toned[50:90, 50:78].mean((0, 1)) < 0.9 * crop[50:90, 50:78].mean((0, 1))).all()  # the face
     assert np.abs(toned[:8, :8] - crop[:8, :8]).max() <= 1  # a corner far from the face
+
+
+def test_training_highlights_brighten_only_the_uncovered_skin_near_the_face():
+    """Highlights that are not occluders never darken a pixel, leave the occluder's pixels as
+    they were, light some skin visibly and leave a far corner of the crop alone."""
+    from d3dface.training.occlusion_net_training import _highlights
+
+    rng = np.random.default_rng(1)
+    crop = rng.integers(20, 200, (CROP, CROP, 3)).astype(np.uint8)
+    pts = _synthetic_face_points()
+    label = np.zeros((CROP, CROP), bool)
+    label[80:110, 40:90] = True
+    for _ in range(10):
+        out = _highlights(crop, pts, label, rng).astype(int)
+        assert (out >= crop.astype(int)).all()
+        assert (out[label] == crop[label]).all()
+        assert (out > crop.astype(int) + 10).any(-1).sum() > 30  # a visible patch somewhere
+        assert np.abs(out[:4, :4] - crop[:4, :4]).max() <= 1

@@ -43,6 +43,8 @@ def register(sub) -> None:
     t.add_argument("--batch-size", type=int, help="crops per step (default: 16)")
     t.add_argument("--no-eval-kinds", action="store_true",
                    help="train on the training occluders only, not also the evaluation generator's kinds")
+    t.add_argument("--highlights", type=float, metavar="P",
+                   help="share of crops with soft highlights on the skin that are not occluders (default: 0)")
     t.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     t.add_argument("--export", help="also copy the final model to this path (e.g. engine/d3dface/data/occlusion_net.pt)")
@@ -182,8 +184,12 @@ def run_train(args) -> int:
         st = replace(st, steps=args.steps)
     if args.batch_size is not None:
         st = replace(st, batch_size=args.batch_size)
+    if args.highlights is not None:
+        st = replace(st, p_highlight=args.highlights)
     if st.steps < 1 or st.batch_size < 1:
         raise InputFileError("--steps and --batch-size must be at least 1")
+    if not 0.0 <= st.p_highlight <= 1.0:
+        raise InputFileError("--highlights must be between 0 and 1")
     trainer = OcclusionTrainer(args.out, _images_dir(args.images), st, resume=args.resume, progress=not args.quiet)
     path = trainer.run()
     if args.export:

@@ -70,6 +70,9 @@ class OcclusionTrainSettings:
     # (README, "Automatic occlusion mask")
     p_local_shadow: float = 0.4
     p_cast_shadow: float = 0.4
+    # soft highlights on the skin that are not occluders either: a lit forehead, nose, cheekbone
+    # or chin (``p_highlight``; 0 is the second shipped network's data)
+    p_highlight: float = 0.0
     # share of crops whose face (the grown hull, soft-edged) is darkened and tinted before the
     # occluders go on: other skin tones against the same occluders (the photos are mostly light)
     p_skin_tone: float = 0.3
@@ -173,6 +176,35 @@ def _shadows(crop: np.ndarray, pts: np.ndarray, label: np.ndarray, rng, settings
     return crop
 
 
+# where faces catch the light: the forehead (above the brows' middles and between them), the nose's
+# bridge and tip, the cheekbones (below the eyes' outer corners) and the chin, as (landmark,
+# offset in IOD along the face's up direction)
+HIGHLIGHT_ANCHORS = ((19, 0.45), (24, 0.45), (27, 0.6), (28, 0.0), (30, 0.0), (36, -0.45),
+                     (45, -0.45), (8, 0.25))
+
+
+def _highlights(crop: np.ndarray, pts: np.ndarray, label: np.ndarray, rng) -> np.ndarray:
+    """1-2 soft highlights on what the label leaves uncovered: blurred ellipses at
+    ``HIGHLIGHT_ANCHORS`` that move the skin 15-50% of the way to white. Assumption: light on
+    skin brightens it without a texture of its own; an occluder brings its own."""
+    iod = inter_ocular_distance(pts)
+    h, w = label.shape
+    up = pts[27] - pts[8]
+    up = up / max(np.linalg.norm(up), 1e-6)
+    field = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 3))):
+        i, off = HIGHLIGHT_ANCHORS[int(rng.integers(len(HIGHLIGHT_ANCHORS)))]
+        c = pts[i] + off * iod * up + rng.normal(0, 0.08 * iod, 2)
+        axes = (int(rng.uniform(0.12, 0.45) * iod) + 1, int(rng.uniform(0.08, 0.25) * iod) + 1)
+        blob = np.zeros((h, w), np.uint8)
+        cv2.ellipse(blob, (int(c[0]), int(c[1])), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        soft = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), rng.uniform(0.08, 0.2) * iod)
+        field = np.maximum(field, soft * rng.uniform(0.15, 0.5))
+    a = np.where(label, 0.0, field)[..., None]
+    x = crop.astype(np.float32)
+    return np.clip(x + a * (255.0 - x) + 0.5, 0, 255).astype(np.uint8)
+
+
 def _skin_tone(crop: np.ndarray, pts: np.ndarray, rng) -> np.ndarray:
     """The face darkened to 40-85% and tinted warmer, fading out over 0.15 IOD at the hull's edge
     (hair and background as they were). Assumption: another skin tone is, to first order, a
@@ -230,6 +262,8 @@ def make_sample(face: FaceSource, rng: np.random.Generator, settings: OcclusionT
         label |= mask
     if settings.p_local_shadow > 0 or settings.p_cast_shadow > 0:
         crop = _shadows(crop, pts, label, rng, settings)
+    if settings.p_highlight > 0 and rng.random() < settings.p_highlight:
+        crop = _highlights(crop, pts, label, rng)
     if rng.random() < 0.5:
         crop, label, pts = crop[:, ::-1], label[:, ::-1], pts * [-1, 1] + [CROP - 1, 0]
     crop = _photometric(np.ascontiguousarray(crop), rng)
