@@ -72,3 +72,20 @@ def test_a_fresh_derivation_agrees_with_the_shipped_one(model, emb):
     inner = ~emb.contour & ~emb.iris
     assert np.median(d[inner]) < 3.0, np.median(d[inner])
     assert fresh.faces_hash == emb.faces_hash
+
+
+def test_expression_renders_pose_every_identity(model):
+    """``EmbeddingSettings.expressions``: each identity comes neutral and with each expression,
+    the offset being the model's expression basis at the given weights (computed here from
+    ``exprdirs`` directly); an expression naming a shape the model lacks is left out."""
+    from d3dface.training.mediapipe_embedding import EmbeddingSettings, _heads
+
+    st = EmbeddingSettings(random_heads=1, expressions=((), (("jawOpen", 0.5), ("eyeBlink_L", 1.0)), (("noSuchShape", 1.0),)))
+    heads = _heads(model, st)
+    assert heads.shape == (4, model.num_vertices, 3)  # 2 identities x (neutral, jaw + blink)
+    k_jaw, k_blink = model.expr_names.index("jawOpen"), model.expr_names.index("eyeBlink_L")
+    want = 0.5 * model.exprdirs[:, :, k_jaw] + model.exprdirs[:, :, k_blink]
+    for i in (0, 2):
+        assert np.abs(heads[i + 1] - heads[i] - want).max() < 1e-6
+    assert np.abs(heads[0] - model.v_template).max() < 1e-6  # the mean head first, neutral
+    assert np.abs(heads[2] - heads[0]).max() > 1e-3          # then a random identity

@@ -1,9 +1,9 @@
 """Derive our own embedding of MediaPipe's 478 face-mesh points on a head model's mesh.
 
 How (no third-party embedding is used): render heads of the model (the mean and random
-identities, a flat skin tone with dark irises painted on the eyeballs, SH-lit) from a grid of
-yaws and pitches, run MediaPipe's face mesh (the model inside the mediapipe 0.10.21 wheel,
-Apache-2.0) on each render, and carry every detected 2D point back onto the rendered mesh:
+identities, neutral unless ``EmbeddingSettings.expressions`` asks for more; a flat skin tone
+with dark irises painted on the eyeballs, SH-lit) from a grid of yaws and pitches, run
+MediaPipe's face mesh (the model inside the mediapipe 0.10.21 wheel, Apache-2.0) on each render, and carry every detected 2D point back onto the rendered mesh:
 the triangle under the point and the point's barycentric coordinates in it. Each hit is a
 surface point of the template (same triangle, same barycentrics); per MediaPipe id, the
 coordinate-wise median over all renders is snapped to the nearest point of the template's
@@ -12,8 +12,10 @@ distance of the hits from the result, metres) is kept as a per-point quality rec
 
 Assumptions: MediaPipe places its points on a rendered, textureless head where it places them
 on a photographed face (checked against FLAME's independent 105-point embedding in
-tests/test_mediapipe_embedding.py); points on the face oval lie on a silhouette that moves
-with the view, so they are flagged ``contour`` and the fit leaves the jaw line to the 68-point
+tests/test_mediapipe_embedding.py); the median over a few views of neutral heads is where a
+point lies on faces in general (open-mouth and smiling renders and pitches of +-25 degrees were
+measured and not adopted: README, "Landmarks of the fit"); points on the face oval lie on a
+silhouette that moves with the view, so they are flagged ``contour`` and the fit leaves the jaw line to the 68-point
 dynamic contour.
 """
 
@@ -43,11 +45,14 @@ BACKGROUND = 0.5
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
-    """The renders: identities (mean + random heads at ``identity_sigma``), yaw and pitch grids
-    (degrees), image size (px), seed of the random identities."""
+    """The renders: identities (mean + random heads at ``identity_sigma``), expressions (each a
+    tuple of (expression name, weight) pairs; () is neutral; a name the model lacks drops that
+    expression), yaw and pitch grids (degrees), image size (px), seed of the random identities.
+    Every identity is rendered with every expression from every view."""
 
     random_heads: int = 6
     identity_sigma: float = 1.0
+    expressions: tuple = ((),)
     yaws_deg: tuple = (-20.0, -10.0, 0.0, 10.0, 20.0)
     pitches_deg: tuple = (-10.0, 0.0, 10.0)
     image_size: int = 512
@@ -81,12 +86,28 @@ def snap_to_surface(model: HeadModel, points: np.ndarray) -> tuple[np.ndarray, n
     return tri, bary
 
 
+def _expression_offsets(model: HeadModel, st: EmbeddingSettings) -> np.ndarray:
+    """(X, V, 3) metres: the offset of each of ``st.expressions`` the model has (neutral: zeros)."""
+    out = []
+    for pairs in st.expressions:
+        if any(name not in model.expr_names for name, _ in pairs):
+            continue
+        psi = np.zeros(model.num_expr, np.float32)
+        for name, weight in pairs:
+            psi[model.expr_names.index(name)] = weight
+        out.append(np.einsum("vck,k->vc", model.exprdirs, psi))
+    return np.stack(out) if out else np.zeros((1,) + model.v_template.shape, np.float32)
+
+
 def _heads(model: HeadModel, st: EmbeddingSettings) -> np.ndarray:
-    """(N, V, 3) metres: the mean head and ``random_heads`` neutral random identities."""
+    """(N, V, 3) metres: the mean head and ``random_heads`` random identities, each with every
+    expression of ``st`` (identity-major)."""
     rng = np.random.default_rng(st.seed)
     beta, _ = random_coefficients(model, st.random_heads, rng)
     heads = model.v_template[None] + st.identity_sigma * np.einsum("vck,nk->nvc", model.shapedirs, beta)
-    return np.concatenate([model.v_template[None], heads]).astype(np.float32)
+    identities = np.concatenate([model.v_template[None], heads]).astype(np.float32)
+    offsets = _expression_offsets(model, st).astype(np.float32)
+    return (identities[:, None] + offsets[None]).reshape(-1, *model.v_template.shape)
 
 
 def _hits_of_render(renderer: Renderer, verts: torch.Tensor, cam, faces: np.ndarray, points: np.ndarray,
