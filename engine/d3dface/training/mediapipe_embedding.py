@@ -3,20 +3,21 @@
 How (no third-party embedding is used): render heads of the model (the mean and random
 identities, neutral unless ``EmbeddingSettings.expressions`` asks for more; a flat skin tone
 with dark irises painted on the eyeballs, SH-lit) from a grid of yaws and pitches, run
-MediaPipe's face mesh (the model inside the mediapipe 0.10.21 wheel, Apache-2.0) on each render, and carry every detected 2D point back onto the rendered mesh:
-the triangle under the point and the point's barycentric coordinates in it. Each hit is a
-surface point of the template (same triangle, same barycentrics); per MediaPipe id, the
-coordinate-wise median over all renders is snapped to the nearest point of the template's
-skin (ids 0-467) or of the eyeball on the same side (iris ids 468-477). The spread (median
-distance of the hits from the result, metres) is kept as a per-point quality record.
+MediaPipe's face mesh (the model inside the mediapipe 0.10.21 wheel, Apache-2.0) on each
+render, and carry every detected 2D point back onto the rendered mesh: the triangle under the
+point and the point's barycentric coordinates in it. Each hit is a surface point of the
+template (same triangle, same barycentrics); per MediaPipe id, the coordinate-wise median over
+all renders is snapped to the nearest point of the template's skin (ids 0-467) or of the
+eyeball on the same side (iris ids 468-477). The spread (median distance of the hits from the
+result, metres) is kept as a per-point quality record.
 
 Assumptions: MediaPipe places its points on a rendered, textureless head where it places them
 on a photographed face (checked against FLAME's independent 105-point embedding in
 tests/test_mediapipe_embedding.py); the median over a few views of neutral heads is where a
 point lies on faces in general (open-mouth and smiling renders and pitches of +-25 degrees were
 measured and not adopted: README, "Landmarks of the fit"); points on the face oval lie on a
-silhouette that moves with the view, so they are flagged ``contour`` and the fit leaves the jaw line to the 68-point
-dynamic contour.
+silhouette that moves with the view, so they are flagged ``contour`` and the fit leaves the jaw
+line to the 68-point dynamic contour.
 """
 
 from __future__ import annotations
